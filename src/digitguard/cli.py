@@ -1,0 +1,220 @@
+"""The ``digitguard`` command: click adapters that translate arguments into core calls.
+
+Every deliberate refusal is a :class:`DigitguardError`; ``main`` turns it into
+``error: <message>`` on stderr and the error's exit status (2 for bad data or
+input, 3 for a refused model).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import click
+import platformdirs
+
+from digitguard.errors import DigitguardError
+
+DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
+MIRRORS_ENV = "DIGITGUARD_MNIST_MIRRORS"
+SIGNING_KEY_ENV = "DIGITGUARD_SIGNING_KEY"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV) or Path(platformdirs.user_cache_dir("digitguard")) / "mnist")
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help=f"MNIST directory (default: ${DATA_DIR_ENV} or the per-user cache directory).",
+)
+trust_option = click.option(
+    "--trust",
+    "trust_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Extra directory of trusted public keys (repeatable); trust/ is always used.",
+)
+
+
+@click.group()
+@click.version_option(package_name="digitguard")
+def cli() -> None:
+    """digitguard: verified MNIST data, signed models, and the tools to attack and audit them."""
+
+
+@cli.group()
+def data() -> None:
+    """Download and verify the MNIST data set."""
+
+
+@data.command("fetch")
+@data_dir_option
+@click.option("--mirror", "mirrors", multiple=True, help=f"Mirror base URL (repeatable; default: ${MIRRORS_ENV} or built-in list).")
+def data_fetch(data_dir: Path | None, mirrors: tuple[str, ...]) -> None:
+    """Download the four MNIST files, verifying each against its pinned SHA-256."""
+    from digitguard.data import mnist
+
+    target = data_dir or default_data_dir()
+    chosen = mirrors or mnist.mirrors_from_env(os.environ.get(MIRRORS_ENV))
+    for name, digest in mnist.fetch(target, chosen).items():
+        click.echo(f"ok  {digest}  {target / name}")
+
+
+@data.command("verify")
+@data_dir_option
+def data_verify(data_dir: Path | None) -> None:
+    """Check the four MNIST files' hashes and IDX structure."""
+    from digitguard.data import mnist
+
+    target = data_dir or default_data_dir()
+    hashes = mnist.verify_directory(target)
+    mnist.load(target)
+    for name, digest in hashes.items():
+        click.echo(f"ok  {digest}  {target / name}")
+
+
+@cli.command()
+@data_dir_option
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Model directory to create, e.g. models/basic.")
+@click.option("--key", "signing_key", type=click.Path(path_type=Path), envvar=SIGNING_KEY_ENV, required=True, help=f"ECDSA private key to sign with (or ${SIGNING_KEY_ENV}).")
+@click.option("--architecture", default=None, help="Registered architecture (default: seed-cnn).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (Adam, one-cycle).")
+@click.option("--seed", type=int, default=None)
+@click.option("--validation-size", type=click.IntRange(min=0), default=None)
+@click.option("--augment/--no-augment", default=None, help="Random affine augmentation (default on).")
+@click.option("--limit", "train_limit", type=click.IntRange(min=1), default=None, help="Use only the first N training images.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
+@click.option("--allow-unverified", is_flag=True, help="Accept data whose hashes are not the pinned MNIST ones (recorded in the manifest).")
+@click.option("--name", default=None, help="Model name for the manifest (default: the --out directory name).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train(data_dir: Path | None, out: Path, signing_key: Path, resume: bool, allow_unverified: bool,
+          name: str | None, quiet: bool, **settings: object) -> None:
+    """Train a model on verified MNIST and write a signed model directory."""
+    from digitguard.training.config import TrainConfig
+    from digitguard.training.run import TrainRequest, train_model
+
+    try:
+        config = TrainConfig(**{k: v for k, v in settings.items() if v is not None})  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    request = TrainRequest(
+        config=config, data_dir=data_dir or default_data_dir(), out=out, signing_key=signing_key,
+        name=name or out.name, resume=resume, allow_unverified=allow_unverified,
+    )
+
+    def on_epoch(result, val_accuracy) -> None:
+        val = "n/a" if val_accuracy is None else f"{val_accuracy:.4f}"
+        click.echo(
+            f"epoch {result.epoch + 1}/{config.epochs}: loss {result.train_loss:.4f} "
+            f"train acc {result.train_accuracy:.4f} val acc {val}", err=True,
+        )
+
+    try:
+        outcome = train_model(request, progress=_progress_bar(quiet), on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        click.echo("interrupted: the last completed epoch is checkpointed; run again with --resume", err=True)
+        sys.exit(130)
+    metrics = outcome.manifest.metrics
+    click.echo(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_samples']} images")
+    click.echo(f"validation accuracy {metrics['validation_accuracy']}")
+    click.echo(f"weights sha256 {outcome.manifest.weights_sha256}")
+    click.echo(f"signed model written to {outcome.out}")
+
+
+def _progress_bar(quiet: bool):
+    if quiet:
+        from digitguard.training.loop import no_progress
+
+        return no_progress
+    from tqdm import tqdm
+
+    def progress(batches: Iterable[int], total: int) -> Iterable[int]:
+        return tqdm(batches, total=total, unit="batch", leave=False, file=sys.stderr)
+
+    return progress
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@data_dir_option
+@trust_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(model_dir: Path, data_dir: Path | None, trust_dirs: tuple[Path, ...], as_json: bool) -> None:
+    """Verify MODEL_DIR, then report test accuracy, per-class accuracy and the confusion matrix."""
+    import numpy as np
+    import torch
+
+    from digitguard.data import mnist
+    from digitguard.models.artifact import load_verified
+    from digitguard.training.loop import predict
+    from digitguard.training.metrics import evaluate_predictions
+
+    verified = load_verified(model_dir, list(trust_dirs))
+    data = mnist.load(data_dir or default_data_dir())
+    labels = torch.from_numpy(data.test.labels.astype(np.int64))
+    result = evaluate_predictions(predict(verified.model, torch.from_numpy(data.test.images.copy())), labels)
+    if as_json:
+        click.echo(json.dumps({"model_sha256": verified.weights_sha256, "model": str(model_dir), **result.to_dict()}))
+        return
+    click.echo(f"model {model_dir} (weights sha256 {verified.weights_sha256})")
+    click.echo(f"test accuracy {result.accuracy:.4f} on {result.samples} images")
+    for digit, accuracy in enumerate(result.per_class_accuracy):
+        click.echo(f"  digit {digit}: {accuracy:.4f}")
+    click.echo("confusion matrix (rows: true digit, columns: predicted):")
+    for digit, row in enumerate(result.confusion_matrix):
+        click.echo(f"  {digit}: " + " ".join(f"{n:5d}" for n in row))
+
+
+@cli.command()
+@click.option("--private", "private_path", type=click.Path(path_type=Path), required=True, help="Where to write the private key (mode 0600; never commit it).")
+@click.option("--public", "public_path", type=click.Path(path_type=Path), required=True, help="Where to write the public key (e.g. trust/NAME.pub).")
+def keygen(private_path: Path, public_path: Path) -> None:
+    """Create an ECDSA P-256 signing key pair."""
+    from digitguard.models.signing import generate_keypair
+
+    click.echo(f"key id {generate_keypair(private_path, public_path)}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--key", "signing_key", type=click.Path(path_type=Path), envvar=SIGNING_KEY_ENV, required=True)
+def sign(model_dir: Path, signing_key: Path) -> None:
+    """(Re-)sign MODEL_DIR with an ECDSA private key."""
+    from digitguard.models.signing import sign_directory
+
+    sign_directory(model_dir, signing_key)
+    click.echo(f"signed {model_dir}")
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@trust_option
+def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
+    """Run every check of the loader on MODEL_DIR (signature, manifest, weights)."""
+    from digitguard.models.artifact import load_verified
+
+    verified = load_verified(model_dir, list(trust_dirs))
+    click.echo(f"verified {model_dir}: architecture {verified.manifest.architecture}, "
+               f"weights sha256 {verified.weights_sha256}, signed by key {verified.signer_key_id}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except DigitguardError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

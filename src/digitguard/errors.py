@@ -1,0 +1,83 @@
+"""Every error digitguard raises on purpose.
+
+Each class carries the process exit status the CLI uses for it, so the one
+``except DigitguardError`` at the edge can turn any refusal into a clear
+message and a documented exit code.
+"""
+
+from __future__ import annotations
+
+
+class DigitguardError(Exception):
+    """Base class. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class DataError(DigitguardError):
+    """A data file broke a rule (format, hash, consistency). Exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, path: object, rule: str) -> None:
+        self.path = str(path)
+        self.rule = rule
+        super().__init__(f"{self.path}: {rule}")
+
+
+class IdxFormatError(DataError):
+    """The file is not a well-formed IDX file of the expected kind."""
+
+
+class HashMismatchError(DataError):
+    """The file's SHA-256 differs from the pinned value."""
+
+
+class DataConsistencyError(DataError):
+    """Two files that belong together disagree (e.g. image and label counts)."""
+
+
+class DownloadError(DataError):
+    """No mirror delivered a file with the pinned hash."""
+
+
+class ModelError(DigitguardError):
+    """A model artifact was refused. Exit status 3."""
+
+    exit_code = 3
+
+
+class SignatureError(ModelError):
+    """The signature is missing, invalid, or does not cover the files as they are."""
+
+
+class UntrustedKeyError(SignatureError):
+    """The signature was made by a key that is not in the trust store."""
+
+
+class ArtifactLayoutError(ModelError):
+    """The model directory holds missing, extra or unexpected files."""
+
+
+class ManifestError(ModelError):
+    """The manifest is malformed or disagrees with the weights or architecture."""
+
+
+class WeightsError(ModelError):
+    """The weights are not safetensors, or have wrong names, shapes or non-finite values."""
+
+
+class UnknownArchitectureError(ModelError):
+    """The architecture name is not in the registry."""
+
+
+class SigningKeyError(DigitguardError):
+    """A signing key could not be created or read. Exit status 2."""
+
+    exit_code = 2
+
+
+class TrainingError(DigitguardError):
+    """Training could not start or resume (bad checkpoint, existing output...)."""
+
+    exit_code = 2

@@ -1,0 +1,192 @@
+"""Model artifacts: writing a signed directory, and the one loader that fails closed.
+
+A model is a directory of exactly three files::
+
+    model.safetensors   the weights (never pickle)
+    manifest.json       architecture, data hashes, training config, metrics, provenance
+    model.sig           OpenSSF model-signing bundle over the two files above
+
+:func:`load_verified` is the only way the project turns a directory into a
+network. It checks, in order and refusing at the first failure: the file
+layout, the signature against the trust store, the manifest against the
+weights and the architecture registry, and the tensors' names, shapes, dtypes
+and finiteness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from digitguard.errors import ArtifactLayoutError, ManifestError, TrainingError, WeightsError
+from digitguard.models import signing
+from digitguard.models.architectures import ARCHITECTURES, build_model, parameter_count
+from digitguard.models.manifest import MANIFEST_FILE, MAX_MANIFEST_BYTES, WEIGHTS_FILE, ModelManifest
+from digitguard.models.trust import trust_store
+
+ARTIFACT_FILES = frozenset({WEIGHTS_FILE, MANIFEST_FILE, signing.SIGNATURE_FILE})
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
+MAX_SAFETENSORS_HEADER = 1 << 20
+
+
+@dataclass(frozen=True)
+class VerifiedModel:
+    """A network that passed every check of :func:`load_verified`, in eval mode."""
+
+    model: nn.Module
+    manifest: ModelManifest
+    weights_sha256: str
+    signer_key_id: str
+    path: Path
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_signed_artifact(
+    out: Path, model: nn.Module, manifest: ModelManifest, private_key: Path
+) -> Path:
+    """Write weights, manifest and signature to a temporary directory, then rename it to ``out``.
+
+    An interruption at any point leaves either no ``out`` or a complete one.
+    """
+    out = Path(out)
+    if out.exists():
+        raise TrainingError(f"{out}: output directory already exists; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(staging / WEIGHTS_FILE))
+        (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        signing.sign_directory(staging, private_key)
+        for name in ARTIFACT_FILES:
+            (staging / name).chmod(0o644)
+            _fsync_file(staging / name)
+        staging.chmod(0o755)  # mkdtemp creates 0700; a model directory is meant to be shared
+        os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def weights_sha256_of(model: nn.Module) -> str:
+    """SHA-256 of the safetensors bytes ``write_signed_artifact`` would write for ``model``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / WEIGHTS_FILE
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+        return sha256_bytes(path.read_bytes())
+
+
+def load_verified(model_dir: Path, extra_trust_dirs: list[Path] | None = None) -> VerifiedModel:
+    """Verify and load a model directory; raise a :class:`ModelError` subclass on any failure."""
+    model_dir = Path(model_dir)
+    check_layout(model_dir)
+    key = signing.verify_directory(model_dir, trust_store(extra_trust_dirs))
+    manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
+    weights_bytes = (model_dir / WEIGHTS_FILE).read_bytes()
+    manifest = check_manifest(manifest_bytes, weights_bytes, model_dir)
+    model = build_model(manifest.architecture)
+    _load_weights(model, model_dir / WEIGHTS_FILE, weights_bytes)
+    model.eval()
+    return VerifiedModel(model, manifest, manifest.weights_sha256, key, model_dir)
+
+
+def check_layout(model_dir: Path) -> None:
+    if not model_dir.is_dir():
+        raise ArtifactLayoutError(f"{model_dir}: not a model directory")
+    entries = {entry.name: entry for entry in model_dir.iterdir()}
+    pickles = sorted(name for name in entries if name.endswith(PICKLE_SUFFIXES))
+    if pickles:
+        raise ArtifactLayoutError(
+            f"{model_dir}: pickle-format file(s) {pickles} present; only safetensors weights are accepted"
+        )
+    links = sorted(name for name, entry in entries.items() if entry.is_symlink() or not entry.is_file())
+    if links:
+        raise ArtifactLayoutError(f"{model_dir}: only regular files are allowed, found {links}")
+    if signing.SIGNATURE_FILE not in entries:
+        # Reported as a signature problem: the directory is unsigned.
+        signing.verify_directory(model_dir, signing.TrustStore({}))
+    extra = sorted(set(entries) - ARTIFACT_FILES)
+    missing = sorted(ARTIFACT_FILES - set(entries))
+    if extra or missing:
+        raise ArtifactLayoutError(
+            f"{model_dir}: a model directory holds exactly {sorted(ARTIFACT_FILES)}; "
+            f"extra {extra}, missing {missing}"
+        )
+
+
+def check_manifest(manifest_bytes: bytes, weights_bytes: bytes, model_dir: Path) -> ModelManifest:
+    source = str(model_dir / MANIFEST_FILE)
+    if len(manifest_bytes) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{source}: larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        text = manifest_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{source}: not UTF-8") from exc
+    manifest = ModelManifest.from_json(text, source)
+    actual = sha256_bytes(weights_bytes)
+    if manifest.weights_sha256 != actual:
+        raise ManifestError(
+            f"{source}: weights_sha256 {manifest.weights_sha256} does not match {WEIGHTS_FILE} ({actual})"
+        )
+    if manifest.architecture not in ARCHITECTURES:
+        raise ManifestError(f"{source}: architecture {manifest.architecture!r} is not registered")
+    expected_count = parameter_count(build_model(manifest.architecture))
+    if manifest.parameter_count != expected_count:
+        raise ManifestError(
+            f"{source}: parameter_count {manifest.parameter_count} != {expected_count} "
+            f"of architecture {manifest.architecture!r}"
+        )
+    return manifest
+
+
+def _check_safetensors_header(path: Path, data: bytes) -> None:
+    if data[:2] in (b"PK", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"):
+        raise WeightsError(f"{path}: is a pickle/zip (torch.save) file, not safetensors; refusing to load")
+    if len(data) < 8:
+        raise WeightsError(f"{path}: too short to be safetensors")
+    header_length = int.from_bytes(data[:8], "little")
+    if not 2 <= header_length <= min(MAX_SAFETENSORS_HEADER, len(data) - 8) or data[8:9] != b"{":
+        raise WeightsError(f"{path}: not a safetensors file (bad header length or header)")
+
+
+def _load_weights(model: nn.Module, path: Path, data: bytes) -> None:
+    _check_safetensors_header(path, data)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: unreadable safetensors: {exc}") from exc
+    expected = model.state_dict()
+    if set(tensors) != set(expected):
+        raise WeightsError(
+            f"{path}: tensor names differ from the architecture: "
+            f"extra {sorted(set(tensors) - set(expected))}, missing {sorted(set(expected) - set(tensors))}"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape or tensor.dtype != expected[name].dtype:
+            raise WeightsError(
+                f"{path}: tensor {name!r} is {tuple(tensor.shape)} {tensor.dtype}, "
+                f"architecture expects {tuple(expected[name].shape)} {expected[name].dtype}"
+            )
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise WeightsError(f"{path}: tensor {name!r} contains NaN or Inf")
+    model.load_state_dict(tensors, strict=True)
