@@ -55,7 +55,12 @@ def data() -> None:
 
 @data.command("fetch")
 @data_dir_option
-@click.option("--mirror", "mirrors", multiple=True, help=f"Mirror base URL (repeatable; default: ${MIRRORS_ENV} or built-in list).")
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    help=f"Mirror base URL (repeatable; default: ${MIRRORS_ENV} or built-in list).",
+)
 def data_fetch(data_dir: Path | None, mirrors: tuple[str, ...]) -> None:
     """Download the four MNIST files, verifying each against its pinned SHA-256."""
     from digitguard.data import mnist
@@ -81,22 +86,58 @@ def data_verify(data_dir: Path | None) -> None:
 
 @cli.command()
 @data_dir_option
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Model directory to create, e.g. models/basic.")
-@click.option("--key", "signing_key", type=click.Path(path_type=Path), envvar=SIGNING_KEY_ENV, required=True, help=f"ECDSA private key to sign with (or ${SIGNING_KEY_ENV}).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Model directory to create, e.g. models/basic.",
+)
+@click.option(
+    "--key",
+    "signing_key",
+    type=click.Path(path_type=Path),
+    envvar=SIGNING_KEY_ENV,
+    required=True,
+    help=f"ECDSA private key to sign with (or ${SIGNING_KEY_ENV}).",
+)
 @click.option("--architecture", default=None, help="Registered architecture (default: seed-cnn).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
-@click.option("--lr", "learning_rate", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (Adam, one-cycle).")
+@click.option(
+    "--lr",
+    "learning_rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Peak learning rate (Adam, one-cycle).",
+)
 @click.option("--seed", type=int, default=None)
 @click.option("--validation-size", type=click.IntRange(min=0), default=None)
 @click.option("--augment/--no-augment", default=None, help="Random affine augmentation (default on).")
-@click.option("--limit", "train_limit", type=click.IntRange(min=1), default=None, help="Use only the first N training images.")
+@click.option(
+    "--limit",
+    "train_limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only the first N training images.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
-@click.option("--allow-unverified", is_flag=True, help="Accept data whose hashes are not the pinned MNIST ones (recorded in the manifest).")
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Accept data whose hashes are not the pinned MNIST ones (recorded in the manifest).",
+)
 @click.option("--name", default=None, help="Model name for the manifest (default: the --out directory name).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(data_dir: Path | None, out: Path, signing_key: Path, resume: bool, allow_unverified: bool,
-          name: str | None, quiet: bool, **settings: object) -> None:
+def train(
+    data_dir: Path | None,
+    out: Path,
+    signing_key: Path,
+    resume: bool,
+    allow_unverified: bool,
+    name: str | None,
+    quiet: bool,
+    **settings: object,
+) -> None:
     """Train a model on verified MNIST and write a signed model directory."""
     from digitguard.training.config import TrainConfig
     from digitguard.training.run import TrainRequest, train_model
@@ -106,15 +147,21 @@ def train(data_dir: Path | None, out: Path, signing_key: Path, resume: bool, all
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     request = TrainRequest(
-        config=config, data_dir=data_dir or default_data_dir(), out=out, signing_key=signing_key,
-        name=name or out.name, resume=resume, allow_unverified=allow_unverified,
+        config=config,
+        data_dir=data_dir or default_data_dir(),
+        out=out,
+        signing_key=signing_key,
+        name=name or out.name,
+        resume=resume,
+        allow_unverified=allow_unverified,
     )
 
     def on_epoch(result, val_accuracy) -> None:
         val = "n/a" if val_accuracy is None else f"{val_accuracy:.4f}"
         click.echo(
             f"epoch {result.epoch + 1}/{config.epochs}: loss {result.train_loss:.4f} "
-            f"train acc {result.train_accuracy:.4f} val acc {val}", err=True,
+            f"train acc {result.train_accuracy:.4f} val acc {val}",
+            err=True,
         )
 
     try:
@@ -162,7 +209,9 @@ def evaluate(model_dir: Path, data_dir: Path | None, trust_dirs: tuple[Path, ...
     labels = torch.from_numpy(data.test.labels.astype(np.int64))
     result = evaluate_predictions(predict(verified.model, torch.from_numpy(data.test.images.copy())), labels)
     if as_json:
-        click.echo(json.dumps({"model_sha256": verified.weights_sha256, "model": str(model_dir), **result.to_dict()}))
+        click.echo(
+            json.dumps({"model_sha256": verified.weights_sha256, "model": str(model_dir), **result.to_dict()})
+        )
         return
     click.echo(f"model {model_dir} (weights sha256 {verified.weights_sha256})")
     click.echo(f"test accuracy {result.accuracy:.4f} on {result.samples} images")
@@ -174,8 +223,20 @@ def evaluate(model_dir: Path, data_dir: Path | None, trust_dirs: tuple[Path, ...
 
 
 @cli.command()
-@click.option("--private", "private_path", type=click.Path(path_type=Path), required=True, help="Where to write the private key (mode 0600; never commit it).")
-@click.option("--public", "public_path", type=click.Path(path_type=Path), required=True, help="Where to write the public key (e.g. trust/NAME.pub).")
+@click.option(
+    "--private",
+    "private_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the private key (mode 0600; never commit it).",
+)
+@click.option(
+    "--public",
+    "public_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the public key (e.g. trust/NAME.pub).",
+)
 def keygen(private_path: Path, public_path: Path) -> None:
     """Create an ECDSA P-256 signing key pair."""
     from digitguard.models.signing import generate_keypair
@@ -202,8 +263,10 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
     from digitguard.models.artifact import load_verified
 
     verified = load_verified(model_dir, list(trust_dirs))
-    click.echo(f"verified {model_dir}: architecture {verified.manifest.architecture}, "
-               f"weights sha256 {verified.weights_sha256}, signed by key {verified.signer_key_id}")
+    click.echo(
+        f"verified {model_dir}: architecture {verified.manifest.architecture}, "
+        f"weights sha256 {verified.weights_sha256}, signed by key {verified.signer_key_id}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

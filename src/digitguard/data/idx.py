@@ -71,9 +71,7 @@ def _read_payload(stream: BinaryIO, path: Path, header: IdxHeader) -> np.ndarray
             path, f"truncated payload: header announces {expected} bytes, file has {len(payload)}"
         )
     if len(payload) > expected:
-        raise IdxFormatError(
-            path, f"oversized payload: more than the {expected} bytes the header announces"
-        )
+        raise IdxFormatError(path, f"oversized payload: more than the {expected} bytes the header announces")
     return np.frombuffer(payload, dtype=np.uint8).reshape(header.dims)
 
 
@@ -112,9 +110,7 @@ def read_labels(path: Path) -> np.ndarray:
     labels = _parse(path, 1, check_dims)
     bad = np.flatnonzero(labels >= NUM_CLASSES)
     if bad.size:
-        raise IdxFormatError(
-            path, f"label {int(labels[bad[0]])} at index {int(bad[0])} is outside 0-9"
-        )
+        raise IdxFormatError(path, f"label {int(labels[bad[0]])} at index {int(bad[0])} is outside 0-9")
     return labels
 
 
@@ -125,8 +121,7 @@ def read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndar
     if len(images) != len(labels):
         raise DataConsistencyError(
             labels_path,
-            f"image/label count mismatch: {len(images)} images in {images_path.name}, "
-            f"{len(labels)} labels",
+            f"image/label count mismatch: {len(images)} images in {images_path.name}, {len(labels)} labels",
         )
     return images, labels
 

@@ -76,9 +76,7 @@ def verify_file(path: Path) -> str:
     actual = sha256_file(path)
     expected = PINNED_SHA256[path.name]
     if actual != expected:
-        raise HashMismatchError(
-            path, f"SHA-256 mismatch: pinned {expected}, file has {actual}"
-        )
+        raise HashMismatchError(path, f"SHA-256 mismatch: pinned {expected}, file has {actual}")
     return actual
 
 
@@ -157,7 +155,7 @@ def _download_verified(url: str, target: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             # The scheme is checked against ALLOWED_SCHEMES just above.
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # nosec B310
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:  # noqa: S310  # nosec B310
                 _copy_bounded(response, out)
             out.flush()
             os.fsync(out.fileno())

@@ -53,9 +53,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_signed_artifact(
-    out: Path, model: nn.Module, manifest: ModelManifest, private_key: Path
-) -> Path:
+def write_signed_artifact(out: Path, model: nn.Module, manifest: ModelManifest, private_key: Path) -> Path:
     """Write weights, manifest and signature to a temporary directory, then rename it to ``out``.
 
     An interruption at any point leaves either no ``out`` or a complete one.
@@ -64,7 +62,10 @@ def write_signed_artifact(
     if out.exists():
         raise TrainingError(f"{out}: output directory already exists; choose another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    # Stage under the final name (the signature records the directory name) inside a temp parent.
+    staging_parent = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    staging = staging_parent / out.name
+    staging.mkdir()
     try:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(staging / WEIGHTS_FILE))
         (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
@@ -72,11 +73,10 @@ def write_signed_artifact(
         for name in ARTIFACT_FILES:
             (staging / name).chmod(0o644)
             _fsync_file(staging / name)
-        staging.chmod(0o755)  # mkdtemp creates 0700; a model directory is meant to be shared
+        staging.chmod(0o755)
         os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(staging_parent, ignore_errors=True)
     return out
 
 

@@ -47,7 +47,9 @@ class ModelManifest:
         if not isinstance(values, dict):
             raise ManifestError(f"{source}: must be a JSON object")
         fields = {field.name: field for field in dataclasses.fields(cls)}
-        missing = sorted(name for name, f in fields.items() if name not in values and f.default is dataclasses.MISSING)
+        missing = sorted(
+            name for name, f in fields.items() if name not in values and f.default is dataclasses.MISSING
+        )
         unknown = sorted(set(values) - set(fields))
         if missing or unknown:
             raise ManifestError(f"{source}: missing fields {missing}, unknown fields {unknown}")
@@ -61,9 +63,16 @@ class ModelManifest:
         if self.weights_file != WEIGHTS_FILE:
             raise ManifestError(f"{source}: weights_file must be {WEIGHTS_FILE!r}")
         expected = {
-            "name": str, "architecture": str, "parameter_count": int, "weights_sha256": str,
-            "data": dict, "training": dict, "metrics": dict, "environment": dict,
-            "created_at": str, "created_by": str,
+            "name": str,
+            "architecture": str,
+            "parameter_count": int,
+            "weights_sha256": str,
+            "data": dict,
+            "training": dict,
+            "metrics": dict,
+            "environment": dict,
+            "created_at": str,
+            "created_by": str,
         }
         for name, kind in expected.items():
             if not isinstance(getattr(self, name), kind):

@@ -9,6 +9,7 @@ verification then re-hashes every file and compares.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -35,9 +36,7 @@ def _hashing_config() -> hashing.Config:
 
 def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
     """The key's identifier: SHA-256 of its PEM SubjectPublicKeyInfo (model-signing's hint)."""
-    pem = public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(pem).hexdigest()
 
 
@@ -134,5 +133,34 @@ def verify_directory(model_dir: Path, trust: TrustStore) -> str:
     try:
         config.verify(Path(model_dir), signature_path)
     except Exception as exc:  # any failure inside the verifier means: refuse
+        if str(exc).startswith("Signature mismatch"):
+            # The envelope's signature was valid; the files are not what was signed.
+            raise SignatureError(
+                f"{model_dir}: {_describe_mismatch(Path(model_dir), signature_path)}"
+            ) from exc
         raise SignatureError(f"{model_dir}: signature verification failed: {exc}") from exc
     return hint
+
+
+def signed_digests(signature_path: Path) -> dict[str, str]:
+    """File name → SHA-256 as listed in the bundle's statement (not itself a verification)."""
+    bundle = json.loads(signature_path.read_text(encoding="utf-8"))
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    return {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
+
+
+def _describe_mismatch(model_dir: Path, signature_path: Path) -> str:
+    try:
+        signed = signed_digests(signature_path)
+    except (ValueError, KeyError, TypeError):
+        return "files differ from what was signed"
+    present = {p.name for p in model_dir.iterdir() if p.name != SIGNATURE_FILE}
+    changed = sorted(
+        name
+        for name in present & set(signed)
+        if hashlib.sha256((model_dir / name).read_bytes()).hexdigest() != signed[name]
+    )
+    return (
+        f"files differ from what was signed: Hash mismatch for {changed}, "
+        f"extra {sorted(present - set(signed))}, missing {sorted(set(signed) - present)}"
+    )

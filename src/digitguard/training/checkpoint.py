@@ -38,7 +38,9 @@ def checkpoint_path(out: Path) -> Path:
     return Path(out).with_name(Path(out).name + ".checkpoint.safetensors")
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: CheckpointState) -> None:
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: CheckpointState
+) -> None:
     tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     optimizer_state = optimizer.state_dict()
     for param_id, param_state in optimizer_state["state"].items():
@@ -76,7 +78,9 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     model_tensors = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_tensors, strict=True)
-        optimizer.load_state_dict({"state": _optimizer_tensors(tensors), "param_groups": _tuples(param_groups)})
+        optimizer.load_state_dict(
+            {"state": _optimizer_tensors(tensors), "param_groups": _tuples(param_groups)}
+        )
     except (RuntimeError, ValueError, KeyError) as exc:
         raise TrainingError(f"{path}: checkpoint does not fit this model or optimizer: {exc}") from exc
     return state

@@ -29,7 +29,9 @@ def evaluate_predictions(predicted: torch.Tensor, labels: torch.Tensor) -> Evalu
     if len(labels) == 0:
         raise ValueError("cannot evaluate on an empty set")
     confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
-    confusion.index_put_((labels.long(), predicted.long()), torch.ones_like(labels, dtype=torch.long), accumulate=True)
+    confusion.index_put_(
+        (labels.long(), predicted.long()), torch.ones_like(labels, dtype=torch.long), accumulate=True
+    )
     per_class_total = confusion.sum(1).clamp(min=1)
     per_class = (confusion.diag().double() / per_class_total).tolist()
     return Evaluation(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import getpass
 import platform
+import shutil
 import socket
-import subprocess  # nosec B404 - only `git rev-parse HEAD`, fixed arguments
+import subprocess  # nosec B404
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,8 +72,12 @@ def split_data(data: mnist.MnistData, config: TrainConfig) -> Splits:
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(config.seed))
     val, train = order[: config.validation_size], order[config.validation_size :]
     return Splits(
-        images[train], labels[train], images[val], labels[val],
-        torch.from_numpy(data.test.images.copy()), torch.from_numpy(data.test.labels.astype(np.int64)),
+        images[train],
+        labels[train],
+        images[val],
+        labels[val],
+        torch.from_numpy(data.test.images.copy()),
+        torch.from_numpy(data.test.labels.astype(np.int64)),
     )
 
 
@@ -85,12 +90,16 @@ def train_model(
     if request.out.exists():
         raise TrainingError(f"{request.out}: output directory already exists; choose another --out")
     if not request.signing_key.is_file():
-        raise TrainingError(f"{request.signing_key}: signing key not found (create one with `digitguard keygen`)")
+        raise TrainingError(
+            f"{request.signing_key}: signing key not found (create one with `digitguard keygen`)"
+        )
     data = mnist.load(request.data_dir, allow_unverified=request.allow_unverified)
     splits = split_data(data, config)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
     ckpt = checkpoint_path(request.out)
     state = _start_or_resume(request, ckpt, model, optimizer, data.file_sha256)
     start_epoch = state.epochs_completed
@@ -103,13 +112,22 @@ def train_model(
     history = list(state.history)
     for epoch in range(start_epoch, config.epochs):
         result = train_epoch(
-            model, optimizer, splits.train_images, splits.train_labels,
-            epoch=epoch, seed=config.seed, batch_size=config.batch_size,
-            augment=config.augment, lr_at=lr_at, progress=progress,
+            model,
+            optimizer,
+            splits.train_images,
+            splits.train_labels,
+            epoch=epoch,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            augment=config.augment,
+            lr_at=lr_at,
+            progress=progress,
         )
         val_accuracy = _accuracy(model, splits.val_images, splits.val_labels)
         history.append({**result.__dict__, "validation_accuracy": val_accuracy})
-        save_checkpoint(ckpt, model, optimizer, CheckpointState(epoch + 1, config.to_dict(), data.file_sha256, history))
+        save_checkpoint(
+            ckpt, model, optimizer, CheckpointState(epoch + 1, config.to_dict(), data.file_sha256, history)
+        )
         on_epoch(result, val_accuracy)
     test = evaluate_predictions(predict(model, splits.test_images), splits.test_labels)
     manifest = _manifest(request, model, data, history, test.to_dict())
@@ -121,13 +139,17 @@ def train_model(
 def _start_or_resume(request, ckpt, model, optimizer, data_sha256) -> CheckpointState:
     if not request.resume:
         if ckpt.exists():
-            raise TrainingError(f"{ckpt}: a checkpoint of an interrupted run exists; pass --resume or delete it")
+            raise TrainingError(
+                f"{ckpt}: a checkpoint of an interrupted run exists; pass --resume or delete it"
+            )
         return CheckpointState(0, request.config.to_dict(), data_sha256, [])
     if not ckpt.exists():
         raise TrainingError(f"{ckpt}: --resume given but there is no checkpoint")
     state = load_checkpoint(ckpt, model, optimizer)
     if state.config != request.config.to_dict():
-        raise TrainingError(f"{ckpt}: checkpoint was made with a different training configuration: {state.config}")
+        raise TrainingError(
+            f"{ckpt}: checkpoint was made with a different training configuration: {state.config}"
+        )
     if state.data_sha256 != data_sha256:
         raise TrainingError(f"{ckpt}: checkpoint was made on different data files")
     return state
@@ -178,10 +200,18 @@ def environment() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
     try:
-        result = subprocess.run(  # nosec B603 B607 - fixed command, no shell
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent, check=False,
+        # Fixed arguments, no shell.
+        result = subprocess.run(  # noqa: S603  # nosec B603
+            [git, "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -1,0 +1,3 @@
+from digitguard.cli import main
+
+main()

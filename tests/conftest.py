@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from digitguard.models.architectures import build_model
+from digitguard.models.signing import generate_keypair
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = Path(
+    os.environ.get("DIGITGUARD_TEST_DATA_DIR", REPO_ROOT.parent / "shared" / "data" / "mnist")
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests decide their trust and data explicitly; the developer's environment must not leak in.
+    for name in ("DIGITGUARD_TRUST_DIRS", "DIGITGUARD_SIGNING_KEY", "DIGITGUARD_MNIST_MIRRORS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    if not (SHARED_MNIST / "SHA256SUMS").is_file():
+        pytest.skip(f"the MNIST copy is not at {SHARED_MNIST} (set DIGITGUARD_TEST_DATA_DIR)")
+    return SHARED_MNIST
+
+
+class KeyPair:
+    def __init__(self, directory: Path, name: str) -> None:
+        self.private = directory / f"{name}.pem"
+        self.trust_dir = directory / f"{name}-trust"
+        self.public = self.trust_dir / f"{name}.pub"
+        self.key_id = generate_keypair(self.private, self.public)
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyPair, KeyPair]:
+    """A trusted key pair and a second, untrusted one."""
+    directory = tmp_path_factory.mktemp("keys")
+    return KeyPair(directory, "trusted"), KeyPair(directory, "other")
+
+
+@pytest.fixture
+def trusted_key(signing_keys: tuple[KeyPair, KeyPair]) -> KeyPair:
+    return signing_keys[0]
+
+
+@pytest.fixture
+def untrusted_key(signing_keys: tuple[KeyPair, KeyPair]) -> KeyPair:
+    return signing_keys[1]
+
+
+@pytest.fixture
+def seed_cnn() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("seed-cnn")
