@@ -29,6 +29,7 @@ test: lint sast pytest
 
 lint: setup
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 sast: setup
 	$(BIN)/bandit -q -r src --severity-level medium

@@ -44,12 +44,12 @@ def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyPair, Key
     return KeyPair(directory, "trusted"), KeyPair(directory, "other")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def trusted_key(signing_keys: tuple[KeyPair, KeyPair]) -> KeyPair:
     return signing_keys[0]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def untrusted_key(signing_keys: tuple[KeyPair, KeyPair]) -> KeyPair:
     return signing_keys[1]
 

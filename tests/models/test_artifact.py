@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from digitguard.errors import (
@@ -20,7 +22,7 @@ from digitguard.errors import (
     UntrustedKeyError,
     WeightsError,
 )
-from digitguard.models.architectures import parameter_count
+from digitguard.models.architectures import build_model, parameter_count
 from digitguard.models.artifact import load_verified, weights_sha256_of, write_signed_artifact
 from digitguard.models.manifest import ModelManifest
 from digitguard.models.signing import sign_directory
@@ -117,8 +119,6 @@ class TestTamperingIsRefused:
         self, tmp_path: Path, model_dir: Path, trusted_key
     ) -> None:
         torch.manual_seed(1)
-        from digitguard.models.architectures import build_model
-
         other_model = build_model("seed-cnn")
         other = write_signed_artifact(
             tmp_path / "other", other_model, manifest_for(other_model), trusted_key.private
@@ -253,3 +253,23 @@ class TestTrustedButWrongContentIsRefused:
         with pytest.raises(ModelError) as info:
             load(model_dir, trusted_key)
         assert info.value.exit_code == 3
+
+
+class TestSignatureFuzzing:
+    @settings(max_examples=150, deadline=None)
+    @given(garbage=st.binary(max_size=2000))
+    def test_any_bytes_as_signature_are_refused_as_a_signature_error(
+        self, fuzz_model_dir: Path, trusted_key: KeyPair, garbage: bytes
+    ) -> None:
+        (fuzz_model_dir / "model.sig").write_bytes(garbage)
+        with pytest.raises(SignatureError):
+            load(fuzz_model_dir, trusted_key)
+
+
+@pytest.fixture(scope="module")
+def fuzz_model_dir(tmp_path_factory: pytest.TempPathFactory, trusted_key: KeyPair) -> Path:
+    torch.manual_seed(0)
+    model = build_model("seed-cnn")
+    return write_signed_artifact(
+        tmp_path_factory.mktemp("fuzz") / "model", model, manifest_for(model), trusted_key.private
+    )

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digitguard.errors import ManifestError
 from digitguard.models.manifest import ModelManifest
@@ -53,4 +57,30 @@ class TestManifestEncoding:
     def test_an_unknown_format_version_is_refused(self) -> None:
         text = golden_manifest().to_json().replace("digitguard-model/1", "digitguard-model/99")
         with pytest.raises(ManifestError, match="format"):
+            ModelManifest.from_json(text)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+class TestFuzzing:
+    @settings(max_examples=300, deadline=None)
+    @given(
+        changes=st.dictionaries(st.sampled_from(sorted(golden_manifest().__dataclass_fields__)), json_values)
+    )
+    def test_any_field_values_give_a_manifest_or_a_manifest_error(self, changes: dict) -> None:
+        values = {**json.loads(golden_manifest().to_json()), **changes}
+        with contextlib.suppress(ManifestError):
+            ModelManifest.from_json(json.dumps(values))
+
+    @settings(max_examples=200, deadline=None)
+    @given(text=st.text(max_size=300))
+    def test_arbitrary_text_gives_a_manifest_error(self, text: str) -> None:
+        with pytest.raises(ManifestError):
             ModelManifest.from_json(text)
