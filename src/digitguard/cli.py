@@ -269,6 +269,63 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
     )
 
 
+@cli.command()
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Model directory (default: models/basic).",
+)
+@trust_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="gunicorn worker processes."
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="gunicorn worker timeout (s).",
+)
+@click.option(
+    "--abstain-below",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Answer 'not sure' below this confidence.",
+)
+def serve(
+    model_dir: Path | None,
+    trust_dirs: tuple[Path, ...],
+    host: str,
+    port: int,
+    workers: int,
+    timeout_s: int,
+    abstain_below: float | None,
+) -> None:
+    """Serve the drawing page and the JSON API with a verified model (gunicorn)."""
+    from digitguard.web import create_app
+    from digitguard.web.server import run
+
+    overrides: dict[str, object] = {}
+    if model_dir is not None:
+        overrides["MODEL_DIR"] = str(model_dir)
+    if trust_dirs:
+        overrides["TRUST_DIRS"] = [str(p) for p in trust_dirs]
+    if abstain_below is not None:
+        overrides["ABSTAIN_BELOW"] = abstain_below
+    app = create_app(overrides or None)
+    verified = app.extensions["digitguard"].verified
+    click.echo(
+        f"serving {verified.path} (weights sha256 {verified.weights_sha256}) at http://{host}:{port}",
+        err=True,
+    )
+    run(app, host=host, port=port, workers=workers, timeout_s=timeout_s)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False)

@@ -81,3 +81,28 @@ class TrainingError(DigitguardError):
     """Training could not start or resume (bad checkpoint, existing output...)."""
 
     exit_code = 2
+
+
+class InputError(DigitguardError):
+    """An input to the model was refused. ``code`` is the stable API error code."""
+
+    exit_code = 2
+    code = "invalid_input"
+
+
+class ImageDecodeError(InputError):
+    """Bytes that are not a bounded, decodable PNG."""
+
+    code = "invalid_png"
+
+
+class NothingDrawnError(InputError):
+    """An empty or near-empty drawing: there is no digit to recognise."""
+
+    code = "nothing_drawn"
+
+
+class InvalidPixelsError(InputError):
+    """A pixel array of the wrong shape, type or range."""
+
+    code = "invalid_pixels"

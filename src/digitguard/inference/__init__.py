@@ -1,0 +1,1 @@
+"""Turning an input into an answer: MNIST-faithful preprocessing, prediction, abstention, explanation."""

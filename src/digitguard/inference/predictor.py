@@ -1,0 +1,94 @@
+"""Answers with confidence, honest abstention and an explanation.
+
+A :class:`Predictor` wraps a :class:`VerifiedModel` — it cannot be built from
+anything that skipped signature verification. ``predict`` returns a frozen
+:class:`Prediction`; the digit is ``None`` when the top probability is below
+the abstention threshold (the seeds list confidence thresholding as a missing
+control). ``explain`` gives Integrated Gradients attributions (Sundararajan et
+al., 2017) over the 28×28 input for the predicted class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from digitguard.errors import InvalidPixelsError
+from digitguard.models.artifact import VerifiedModel
+
+DEFAULT_ABSTAIN_BELOW = 0.7
+IG_STEPS = 32
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int | None
+    probabilities: tuple[float, ...]
+    confidence: float
+    abstained: bool
+    model_sha256: str
+
+    @property
+    def top_class(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+
+def check_pixels(pixels: object) -> np.ndarray:
+    """Validate an untrusted 28×28 array of numbers in [0, 1]; return it as float32."""
+    try:
+        array = np.asarray(pixels, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidPixelsError("pixels must be a 28x28 array of numbers") from exc
+    if array.shape != (28, 28):
+        raise InvalidPixelsError(
+            f"pixels must have shape 28x28, got {'x'.join(map(str, array.shape)) or 'a scalar'}"
+        )
+    if not np.isfinite(array).all():
+        raise InvalidPixelsError("pixels must be finite numbers (no NaN or Infinity)")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise InvalidPixelsError("pixels must lie in [0, 1]")
+    return array.astype(np.float32)
+
+
+class Predictor:
+    def __init__(self, verified: VerifiedModel, abstain_below: float = DEFAULT_ABSTAIN_BELOW) -> None:
+        if not 0.0 <= abstain_below <= 1.0:
+            raise ValueError("abstain_below must be in [0, 1]")
+        self.verified = verified
+        self.model = verified.model.eval()
+        self.abstain_below = abstain_below
+
+    @property
+    def model_sha256(self) -> str:
+        return self.verified.weights_sha256
+
+    def predict(self, digit28: np.ndarray) -> Prediction:
+        """``digit28``: (28, 28) float in [0, 1], MNIST polarity."""
+        with torch.inference_mode():
+            logits = self.model(
+                torch.from_numpy(np.ascontiguousarray(digit28, dtype=np.float32)).view(1, 1, 28, 28)
+            )
+            probabilities = torch.softmax(logits, 1)[0].double()
+        confidence = float(probabilities.max())
+        abstained = confidence < self.abstain_below
+        return Prediction(
+            digit=None if abstained else int(probabilities.argmax()),
+            probabilities=tuple(probabilities.tolist()),
+            confidence=confidence,
+            abstained=abstained,
+            model_sha256=self.model_sha256,
+        )
+
+    def explain(self, digit28: np.ndarray, target: int) -> np.ndarray:
+        """Integrated Gradients (black baseline) for class ``target``: (28, 28), normalised to [-1, 1]."""
+        from captum.attr import IntegratedGradients
+
+        x = torch.from_numpy(np.ascontiguousarray(digit28, dtype=np.float32)).view(1, 1, 28, 28)
+        attributions = IntegratedGradients(self.model).attribute(
+            x, baselines=torch.zeros_like(x), target=target, n_steps=IG_STEPS, internal_batch_size=IG_STEPS
+        )
+        heat = attributions.detach()[0, 0].numpy()
+        scale = float(np.abs(heat).max())
+        return heat / scale if scale > 0 else heat

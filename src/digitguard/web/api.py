@@ -1,0 +1,95 @@
+"""``POST /api/v1/predict``: PNG (raw or multipart) or JSON pixels in, a prediction out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+from flask import Blueprint, current_app, g, jsonify, request
+
+from digitguard.inference.predictor import check_pixels
+from digitguard.inference.preprocess import decode_png, to_mnist
+from digitguard.web import predictor_of
+from digitguard.web.errors import ApiError
+from digitguard.web.openapi import openapi_document
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@blueprint.before_request
+def assign_request_id() -> None:
+    g.request_id = uuid.uuid4().hex
+    g.started = time.perf_counter()
+
+
+@blueprint.post("/predict")
+def predict():
+    digit28 = _model_input()
+    predictor = predictor_of(current_app)
+    prediction = predictor.predict(digit28)
+    body = {
+        "digit": prediction.digit,
+        "probabilities": [round(p, 6) for p in prediction.probabilities],
+        "confidence": round(prediction.confidence, 6),
+        "abstained": prediction.abstained,
+        "abstain_below": predictor.abstain_below,
+        "model_sha256": prediction.model_sha256,
+        "request_id": g.request_id,
+    }
+    if _wants_details():
+        body["input"] = np.round(digit28, 4).tolist()
+        body["explanation"] = np.round(predictor.explain(digit28, prediction.top_class), 4).tolist()
+        body["explained_class"] = prediction.top_class
+    response = jsonify(body)
+    response.headers["X-Request-ID"] = g.request_id
+    return response
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+def _wants_details() -> bool:
+    return request.args.get("details", "").lower() in ("1", "true", "yes")
+
+
+def _model_input() -> np.ndarray:
+    mimetype = request.mimetype
+    if mimetype == "image/png":
+        return _from_png(request.get_data(cache=False))
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("image")
+        if upload is None:
+            raise ApiError(400, "missing_image", "multipart requests carry the PNG in a part named 'image'")
+        return _from_png(upload.read())
+    if mimetype == "application/json":
+        return _from_json()
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        "send image/png, multipart/form-data (part 'image') or application/json",
+    )
+
+
+def _from_png(data: bytes) -> np.ndarray:
+    if not data.startswith(PNG_SIGNATURE):
+        raise ApiError(400, "invalid_png", "the body is not a PNG image (PNG signature missing)")
+    config = current_app.config
+    grey = decode_png(data, max_pixels=config["MAX_IMAGE_PIXELS"], max_side=config["MAX_IMAGE_SIDE"])
+    return to_mnist(grey)
+
+
+def _from_json() -> np.ndarray:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict) or "pixels" not in payload:
+        raise ApiError(400, "invalid_json", 'send a JSON object {"pixels": 28x28 numbers in [0, 1]}')
+    pixels = check_pixels(payload["pixels"])
+    if float(pixels.sum()) == 0.0:
+        from digitguard.errors import NothingDrawnError
+
+        raise NothingDrawnError("nothing drawn: every pixel is 0")
+    return pixels

@@ -1,0 +1,61 @@
+"""Every error leaves as JSON with a stable ``error`` code — never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+from digitguard.errors import ImageDecodeError, InputError, InvalidPixelsError, NothingDrawnError
+
+log = logging.getLogger(__name__)
+
+INPUT_ERROR_STATUS: dict[type[InputError], int] = {
+    ImageDecodeError: 400,
+    NothingDrawnError: 422,
+    InvalidPixelsError: 422,
+}
+
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ApiError(Exception):
+    """An error with an explicit status and code, raised by the adapters."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str):
+    body = {"error": code, "message": message}
+    if getattr(g, "request_id", None):
+        body["request_id"] = g.request_id
+    return jsonify(body), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(InputError)
+    def input_error(exc: InputError):
+        return error_response(INPUT_ERROR_STATUS.get(type(exc), 422), exc.code, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        return error_response(status, HTTP_ERROR_CODES.get(status, f"http_{status}"), exc.description or "")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "the server failed to handle this request")

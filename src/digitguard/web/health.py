@@ -1,0 +1,29 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from digitguard.web import EXTENSION
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/healthz")
+def healthz():
+    return jsonify(status="alive")
+
+
+@blueprint.get("/readyz")
+def readyz():
+    predictor = current_app.extensions.get(EXTENSION)
+    if predictor is None:  # cannot happen through create_app; kept so readiness never lies
+        return jsonify(status="not_ready", error="no_verified_model"), 503
+    manifest = predictor.verified.manifest
+    return jsonify(
+        status="ready",
+        model_sha256=predictor.model_sha256,
+        model=manifest.name,
+        architecture=manifest.architecture,
+        signer_key_id=predictor.verified.signer_key_id,
+    )

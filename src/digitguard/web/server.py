@@ -1,0 +1,50 @@
+"""Run the app under gunicorn from ``digitguard serve``.
+
+The app — and so the signature check — is built in the master before any
+worker forks: a model that does not verify stops the command before a socket
+is opened. Each worker then uses a fixed number of torch threads, so that
+workers do not fight over the cores.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return self.application
+
+
+def _post_fork(threads: int):
+    def hook(_server: Any, _worker: Any) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    return hook
+
+
+def run(app: Flask, *, host: str, port: int, workers: int, timeout_s: int, torch_threads: int = 1) -> None:
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "timeout": timeout_s,
+        "graceful_timeout": timeout_s,
+        "preload_app": True,
+        "post_fork": _post_fork(torch_threads),
+        "accesslog": "-",
+    }
+    _Gunicorn(app, options).run()

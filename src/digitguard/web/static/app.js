@@ -1,0 +1,150 @@
+// digitguard drawing page: pointer events (mouse, pen, touch) on a canvas, PNG to the JSON API.
+"use strict";
+
+(function () {
+  const pad = document.getElementById("pad");
+  const ctx = pad.getContext("2d");
+  const statusLine = document.getElementById("status");
+  const digitOut = document.getElementById("digit");
+  const confidenceOut = document.getElementById("confidence");
+  const bars = document.getElementById("bars");
+  const recogniseButton = document.getElementById("recognise");
+  let drawing = false;
+  let inked = false;
+
+  function setupPen() {
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.strokeStyle = "#000";
+    ctx.lineWidth = pad.width / 14;
+  }
+
+  function point(event) {
+    const rect = pad.getBoundingClientRect();
+    return [(event.clientX - rect.left) * (pad.width / rect.width), (event.clientY - rect.top) * (pad.height / rect.height)];
+  }
+
+  pad.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    pad.setPointerCapture(event.pointerId);
+    drawing = true;
+    const [x, y] = point(event);
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+    ctx.lineTo(x + 0.01, y);
+    ctx.stroke();
+    inked = true;
+  });
+  pad.addEventListener("pointermove", (event) => {
+    if (!drawing) return;
+    const [x, y] = point(event);
+    ctx.lineTo(x, y);
+    ctx.stroke();
+  });
+  ["pointerup", "pointercancel", "pointerleave"].forEach((name) => pad.addEventListener(name, () => { drawing = false; }));
+
+  function clearAll() {
+    ctx.fillStyle = "#fff";
+    ctx.fillRect(0, 0, pad.width, pad.height);
+    setupPen();
+    inked = false;
+    digitOut.textContent = "?";
+    digitOut.dataset.state = "idle";
+    confidenceOut.textContent = "—";
+    for (const id of ["model-input", "heatmap"]) {
+      const c = document.getElementById(id).getContext("2d");
+      c.clearRect(0, 0, 28, 28);
+    }
+    renderBars(null);
+    say("Draw a digit, then press Recognise.");
+  }
+
+  function say(text, isError) {
+    statusLine.textContent = text;
+    statusLine.classList.toggle("error", Boolean(isError));
+  }
+
+  function renderBars(probabilities) {
+    bars.textContent = "";
+    const best = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
+    for (let d = 0; d < 10; d++) {
+      const p = probabilities ? probabilities[d] : 0;
+      const li = document.createElement("li");
+      if (d === best) li.classList.add("top");
+      const label = document.createElement("span");
+      label.textContent = String(d);
+      const track = document.createElement("span");
+      track.className = "track";
+      const fill = document.createElement("span");
+      fill.className = "fill";
+      fill.style.width = (p * 100).toFixed(1) + "%";
+      fill.style.display = "block";
+      track.appendChild(fill);
+      const pct = document.createElement("span");
+      pct.className = "pct";
+      pct.textContent = probabilities ? (p * 100).toFixed(1) + "%" : "";
+      li.append(label, track, pct);
+      bars.appendChild(li);
+    }
+  }
+
+  function paintGrid(id, grid, colour) {
+    const c = document.getElementById(id).getContext("2d");
+    const image = c.createImageData(28, 28);
+    for (let y = 0; y < 28; y++) {
+      for (let x = 0; x < 28; x++) {
+        const [r, g, b] = colour(grid[y][x]);
+        const i = (y * 28 + x) * 4;
+        image.data[i] = r; image.data[i + 1] = g; image.data[i + 2] = b; image.data[i + 3] = 255;
+      }
+    }
+    c.putImageData(image, 0, 0);
+  }
+
+  function showResult(body) {
+    if (body.abstained) {
+      digitOut.textContent = "not sure";
+      digitOut.dataset.state = "abstained";
+      say("The model is not confident enough to answer. Try drawing the digit more clearly.");
+    } else {
+      digitOut.textContent = String(body.digit);
+      digitOut.dataset.state = "answered";
+      say("Recognised. Request " + body.request_id.slice(0, 8) + ".");
+    }
+    confidenceOut.textContent = (body.confidence * 100).toFixed(1) + "%";
+    renderBars(body.probabilities);
+    if (body.input) paintGrid("model-input", body.input, (v) => { const k = Math.round(v * 255); return [k, k, k]; });
+    if (body.explanation) {
+      paintGrid("heatmap", body.explanation, (v) => {
+        const k = Math.round(Math.min(1, Math.abs(v)) * 255);
+        return v >= 0 ? [k, 0, 0] : [0, Math.round(k / 3), k];
+      });
+    }
+  }
+
+  async function recognise() {
+    if (!inked) { say("Nothing drawn yet.", true); return; }
+    recogniseButton.disabled = true;
+    say("Recognising…");
+    try {
+      const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+      const response = await fetch("/api/v1/predict?details=1", {
+        method: "POST", headers: { "Content-Type": "image/png" }, body: blob, credentials: "same-origin",
+      });
+      const body = await response.json();
+      if (!response.ok) {
+        say(body.error === "nothing_drawn" ? "Nothing drawn — draw a digit first." : "Refused: " + body.message, true);
+        return;
+      }
+      showResult(body);
+    } catch (error) {
+      say("Could not reach the server.", true);
+    } finally {
+      recogniseButton.disabled = false;
+    }
+  }
+
+  document.getElementById("clear").addEventListener("click", clearAll);
+  recogniseButton.addEventListener("click", recognise);
+  clearAll();
+})();

@@ -1,0 +1,24 @@
+"""The drawing page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+
+from digitguard.web import predictor_of
+
+blueprint = Blueprint(
+    "ui", __name__, template_folder="templates", static_folder="static", static_url_path="/static"
+)
+
+
+@blueprint.get("/")
+def index():
+    predictor = predictor_of(current_app)
+    manifest = predictor.verified.manifest
+    return render_template(
+        "index.html",
+        model_name=manifest.name,
+        model_sha256=predictor.model_sha256,
+        test_accuracy=manifest.metrics.get("test_accuracy"),
+        abstain_below=predictor.abstain_below,
+    )

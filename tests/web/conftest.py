@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from flask import Flask
+from flask.testing import FlaskClient
+
+from digitguard.models.architectures import build_model
+from digitguard.models.artifact import write_signed_artifact
+from digitguard.web import create_app
+from tests.conftest import REPO_ROOT, KeyPair
+from tests.models.test_artifact import manifest_for
+
+SHIPPED_MODEL = REPO_ROOT / "models" / "basic"
+
+
+@pytest.fixture(scope="session")
+def test_model_dir(tmp_path_factory: pytest.TempPathFactory, trusted_key: KeyPair) -> Path:
+    """An untrained seed CNN signed by the test key: the API's plumbing, not its accuracy."""
+    torch.manual_seed(0)
+    model = build_model("seed-cnn")
+    out = tmp_path_factory.mktemp("served") / "model"
+    return write_signed_artifact(out, model, manifest_for(model), trusted_key.private)
+
+
+@pytest.fixture
+def app(test_model_dir: Path, trusted_key: KeyPair) -> Flask:
+    return create_app(
+        {"TESTING": True, "MODEL_DIR": str(test_model_dir), "TRUST_DIRS": [str(trusted_key.trust_dir)]}
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def shipped_app() -> Flask:
+    if not (SHIPPED_MODEL / "model.sig").is_file():
+        pytest.fail("models/basic is missing: the release model must be committed")
+    return create_app({"TESTING": True, "MODEL_DIR": str(SHIPPED_MODEL)})
