@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SHARED_MNIST := $(abspath ../shared/data/mnist)
 export DIGITGUARD_DATA_DIR ?= $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS),$(SHARED_MNIST),)
 
-.PHONY: setup demo test lint sast pytest bench train-basic clean
+.PHONY: setup data demo evaluate test lint sast browser pytest bench bench-serve screenshot train-basic clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +23,12 @@ data: setup
 
 demo: data
 	$(BIN)/digitguard verify models/basic
+	$(BIN)/digitguard serve --model models/basic --host 127.0.0.1 --port 8000
+
+evaluate: data
 	$(BIN)/digitguard evaluate models/basic
 
-test: lint sast pytest
+test: lint sast browser pytest
 
 lint: setup
 	$(BIN)/ruff check src tests bench
@@ -34,11 +37,25 @@ lint: setup
 sast: setup
 	$(BIN)/bandit -q -r src --severity-level medium
 
+# Debian's chromium for the browser tests (Playwright's own browser download cannot work here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 pytest: setup
 	$(BIN)/pytest -q
 
+# README screenshot: the browser test saves what it drew.
+screenshot: setup browser
+	DIGITGUARD_SCREENSHOT_DIR=$(abspath docs) $(BIN)/pytest -q tests/web/test_browser.py -k "drawing and 7"
+	mv docs/drawn-7.png docs/screenshot.png
+
 bench: data
 	$(BIN)/python bench/train_throughput.py
+
+bench-serve: setup
+	$(BIN)/python bench/serve_latency.py
 
 # Reproduce the release model (about 20 minutes on 2 CPU cores). Needs the release key or your own:
 #   make train-basic KEY=path/to/private.pem OUT=models/basic-new

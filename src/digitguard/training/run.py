@@ -93,6 +93,7 @@ def train_model(
         raise TrainingError(
             f"{request.signing_key}: signing key not found (create one with `digitguard keygen`)"
         )
+    commit = git_commit()  # the code that starts the run, not whatever HEAD is when it ends
     data = mnist.load(request.data_dir, allow_unverified=request.allow_unverified)
     splits = split_data(data, config)
     torch.manual_seed(config.seed)
@@ -130,7 +131,7 @@ def train_model(
         )
         on_epoch(result, val_accuracy)
     test = evaluate_predictions(predict(model, splits.test_images), splits.test_labels)
-    manifest = _manifest(request, model, data, history, test.to_dict())
+    manifest = _manifest(request, model, data, history, test.to_dict(), commit)
     write_signed_artifact(request.out, model, manifest, request.signing_key)
     ckpt.unlink(missing_ok=True)
     return TrainOutcome(request.out, manifest, start_epoch)
@@ -161,7 +162,9 @@ def _accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float | None
     return float((predict(model, images) == labels).double().mean())
 
 
-def _manifest(request: TrainRequest, model, data: mnist.MnistData, history, test_metrics) -> ModelManifest:
+def _manifest(
+    request: TrainRequest, model, data: mnist.MnistData, history, test_metrics, commit: str | None
+) -> ModelManifest:
     from digitguard.models.artifact import weights_sha256_of
 
     return ModelManifest(
@@ -182,7 +185,7 @@ def _manifest(request: TrainRequest, model, data: mnist.MnistData, history, test
             "validation_accuracy": history[-1]["validation_accuracy"] if history else None,
         },
         environment=environment(),
-        git_commit=git_commit(),
+        git_commit=commit,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         created_by=request.created_by,
     )

@@ -1,0 +1,109 @@
+"""A real browser draws on the canvas and reads the answer (Playwright + Debian's chromium)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+CHROMIUM = Path(os.environ.get("DIGITGUARD_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Strokes in canvas fractions (x, y); each inner list is one pen-down stroke.
+DIGITS = {
+    "1": [[(0.5, 0.15), (0.5, 0.85)]],
+    "7": [[(0.25, 0.18), (0.75, 0.18), (0.42, 0.85)]],
+    "0": [
+        [
+            (0.5 + 0.22 * math.sin(t / 20 * 2 * math.pi), 0.5 - 0.33 * math.cos(t / 20 * 2 * math.pi))
+            for t in range(21)
+        ]
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def live_server(shipped_app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, shipped_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(live_server: str):
+    if not CHROMIUM.exists():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; `make browser` does it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        errors: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        page.goto(live_server)
+        page.console_errors = errors
+        yield page
+        browser.close()
+
+
+def draw(page, strokes) -> None:
+    box = page.locator("#pad").bounding_box()
+    for stroke in strokes:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=8)
+        page.mouse.up()
+
+
+@pytest.mark.parametrize("digit", sorted(DIGITS))
+def test_drawing_a_digit_and_pressing_recognise_shows_it(page, digit: str, tmp_path: Path) -> None:
+    page.click("#clear")
+    draw(page, DIGITS[digit])
+    page.click("#recognise")
+    page.wait_for_function("document.getElementById('digit').dataset.state !== 'idle'", timeout=15_000)
+    assert page.text_content("#digit") == digit
+    assert page.locator("#bars li").count() == 10
+    assert page.text_content("#confidence").endswith("%")
+    screenshot = tmp_path / f"drawn-{digit}.png"
+    page.screenshot(path=str(screenshot), full_page=True)
+    if os.environ.get("DIGITGUARD_SCREENSHOT_DIR"):
+        shutil.copy(screenshot, Path(os.environ["DIGITGUARD_SCREENSHOT_DIR"]) / screenshot.name)
+    assert page.console_errors == []  # includes any Content-Security-Policy violation
+
+
+def test_recognise_on_an_empty_canvas_says_nothing_drawn(page) -> None:
+    page.click("#clear")
+    page.click("#recognise")
+    assert "Nothing drawn" in page.text_content("#status")
+    assert page.text_content("#digit") == "?"
+
+
+def test_the_page_fits_a_phone_screen(live_server: str, page) -> None:
+    context = page.context.browser.new_context(
+        viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True
+    )
+    phone = context.new_page()
+    phone.goto(live_server)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    pad = phone.locator("#pad").bounding_box()
+    assert pad["width"] <= 375 and pad["width"] >= 250
+    context.close()
