@@ -79,7 +79,8 @@ def test_drawing_a_digit_and_pressing_recognise_shows_it(page, digit: str, tmp_p
     page.click("#clear")
     draw(page, DIGITS[digit])
     page.click("#recognise")
-    page.wait_for_function("document.getElementById('digit').dataset.state !== 'idle'", timeout=15_000)
+    # A locator, not wait_for_function: the page's CSP (rightly) forbids the eval that would need.
+    page.locator("#digit:not([data-state='idle'])").wait_for(timeout=15_000)
     assert page.text_content("#digit") == digit
     assert page.locator("#bars li").count() == 10
     assert page.text_content("#confidence").endswith("%")
