@@ -297,6 +297,7 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
     default=None,
     help="Answer 'not sure' below this confidence.",
 )
+@click.option("--access-log", default=None, help="gunicorn access log file ('-': stdout; default: none).")
 def serve(
     model_dir: Path | None,
     trust_dirs: tuple[Path, ...],
@@ -305,6 +306,7 @@ def serve(
     workers: int,
     timeout_s: int,
     abstain_below: float | None,
+    access_log: str | None,
 ) -> None:
     """Serve the drawing page and the JSON API with a verified model (gunicorn)."""
     from digitguard.web import create_app
@@ -323,7 +325,7 @@ def serve(
         f"serving {verified.path} (weights sha256 {verified.weights_sha256}) at http://{host}:{port}",
         err=True,
     )
-    run(app, host=host, port=port, workers=workers, timeout_s=timeout_s)
+    run(app, host=host, port=port, workers=workers, timeout_s=timeout_s, access_log=access_log)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -32,7 +32,7 @@ MAX_PIXELS = 4_000_000  # far below Pillow's 89 M default: bombs are refused bef
 
 
 def decode_png(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE) -> np.ndarray:
-    """Decode PNG bytes to a float grey-level array in [0, 1] (transparent pixels become white)."""
+    """Decode PNG bytes to a uint8 grey-level array (transparent pixels become white paper)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -60,31 +60,39 @@ def _grey(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         # A canvas is transparent where nothing was drawn: composite onto white paper.
         rgba = image.convert("RGBA")
-        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(paper, rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return np.asarray(image.convert("L"))
 
 
 def to_mnist(grey: np.ndarray) -> np.ndarray:
-    """Any-size grey-level image in [0, 1], either polarity → (28, 28) float32 MNIST digit."""
+    """Any-size grey image, either polarity → (28, 28) float32 MNIST digit in [0, 1].
+
+    ``grey`` is uint8 (0–255) or float in [0, 1]; uint8 stays uint8 until the crop, which
+    keeps a large canvas cheap.
+    """
     if grey.ndim != 2 or min(grey.shape) < 1:
         raise ValueError(f"expected a 2-D grey-level image, got shape {grey.shape}")
-    ink = _ink_high(np.clip(grey.astype(np.float32), 0.0, 1.0))
-    mask = ink > INK_THRESHOLD
+    full = 255.0 if grey.dtype == np.uint8 else 1.0
+    if full == 1.0:
+        grey = np.clip(grey.astype(np.float32), 0.0, 1.0)
+    ink = _ink_high(grey, full)
+    mask = ink > INK_THRESHOLD * full
     if mask.sum() < max(MIN_INK_PIXELS, MIN_INK_FRACTION * mask.size):
         raise NothingDrawnError("nothing drawn: the image holds too little ink to be a digit")
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
     if extent < max(2, MIN_EXTENT_FRACTION * max(grey.shape)):
         raise NothingDrawnError("nothing drawn: the only mark is a speck too small to be a digit")
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.float32) / full
     return _centre_by_mass(_scale_longer_side(crop, DIGIT_BOX))
 
 
-def _ink_high(grey: np.ndarray) -> np.ndarray:
+def _ink_high(grey: np.ndarray, full: float) -> np.ndarray:
     # The background is what the border mostly is; MNIST wants it dark.
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    return 1.0 - grey if np.median(border) > 0.5 else grey
+    if np.median(border) > full / 2:
+        return (255 - grey) if grey.dtype == np.uint8 else 1.0 - grey
+    return grey
 
 
 def _scale_longer_side(crop: np.ndarray, side: int) -> np.ndarray:

@@ -37,7 +37,16 @@ def _post_fork(threads: int):
     return hook
 
 
-def run(app: Flask, *, host: str, port: int, workers: int, timeout_s: int, torch_threads: int = 1) -> None:
+def run(
+    app: Flask,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    timeout_s: int,
+    torch_threads: int = 1,
+    access_log: str | None = None,
+) -> None:
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -45,6 +54,6 @@ def run(app: Flask, *, host: str, port: int, workers: int, timeout_s: int, torch
         "graceful_timeout": timeout_s,
         "preload_app": True,
         "post_fork": _post_fork(torch_threads),
-        "accesslog": "-",
+        "accesslog": access_log,
     }
     _Gunicorn(app, options).run()

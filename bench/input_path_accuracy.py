@@ -1,0 +1,60 @@
+"""Accuracy of the whole input path on the full MNIST test set.
+
+    python bench/input_path_accuracy.py [--data-dir D] [--samples 10000]
+
+Each test digit is re-drawn as a canvas-like PNG (upscaled 6–12×, black on white, off-centre
+on a larger blank canvas), sent through POST /api/v1/predict (Flask test client, no network),
+and the top class is compared with the model's answer on the original 28×28 digit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.web.test_input_path_accuracy import as_canvas_png  # noqa: E402
+
+from digitguard.data import mnist  # noqa: E402
+from digitguard.training.loop import predict  # noqa: E402
+from digitguard.web import create_app  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("DIGITGUARD_DATA_DIR", "../shared/data/mnist"))
+    )
+    parser.add_argument("--samples", type=int, default=10_000)
+    args = parser.parse_args()
+    app = create_app({"MODEL_DIR": str(REPO / "models" / "basic")})
+    data = mnist.load(args.data_dir)
+    images, labels = data.test.images[: args.samples], data.test.labels[: args.samples].astype(np.int64)
+    direct = (
+        predict(app.extensions["digitguard"].model, torch.from_numpy(images.copy())).numpy() == labels
+    ).mean()
+    client, rng, correct, abstained = app.test_client(), np.random.default_rng(0), 0, 0
+    for image, label in zip(images, labels, strict=True):
+        body = client.post(
+            "/api/v1/predict", data=as_canvas_png(image, rng), content_type="image/png"
+        ).get_json()
+        correct += int(np.argmax(body["probabilities"]) == label)
+        abstained += int(body["abstained"])
+    print(
+        f"{len(labels)} test digits: original 28x28 {direct:.4f}, re-drawn canvas PNGs through the API "
+        f"{correct / len(labels):.4f} (difference {100 * (correct / len(labels) - direct):+.2f} points); "
+        f"abstained on {abstained}"
+    )
+
+
+if __name__ == "__main__":
+    main()
