@@ -26,10 +26,26 @@ def test_model_dir(tmp_path_factory: pytest.TempPathFactory, trusted_key: KeyPai
 
 
 @pytest.fixture
-def app(test_model_dir: Path, trusted_key: KeyPair) -> Flask:
-    return create_app(
-        {"TESTING": True, "MODEL_DIR": str(test_model_dir), "TRUST_DIRS": [str(trusted_key.trust_dir)]}
-    )
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'digitguard.db'}"
+
+
+@pytest.fixture
+def app_config(test_model_dir: Path, trusted_key: KeyPair, database_url: str) -> dict:
+    return {
+        "TESTING": True,
+        "MODEL_DIR": str(test_model_dir),
+        "TRUST_DIRS": [str(trusted_key.trust_dir)],
+        "DATABASE_URL": database_url,
+        # Tests that are not about rate limits must not trip them; tests/web/test_limits.py sets its own.
+        "ANONYMOUS_LIMIT": "100000/minute",
+        "IP_LIMIT": "100000/minute",
+    }
+
+
+@pytest.fixture
+def app(app_config: dict) -> Flask:
+    return create_app(app_config)
 
 
 @pytest.fixture
@@ -38,7 +54,17 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture(scope="session")
-def shipped_app() -> Flask:
+def shipped_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     if not (SHIPPED_MODEL / "model.sig").is_file():
         pytest.fail("models/basic is missing: the release model must be committed")
-    return create_app({"TESTING": True, "MODEL_DIR": str(SHIPPED_MODEL)})
+    database = tmp_path_factory.mktemp("shipped") / "digitguard.db"
+    # Generous limits: these tests replay thousands of requests from one address.
+    return create_app(
+        {
+            "TESTING": True,
+            "MODEL_DIR": str(SHIPPED_MODEL),
+            "DATABASE_URL": f"sqlite:///{database}",
+            "ANONYMOUS_LIMIT": "100000/minute",
+            "IP_LIMIT": "100000/minute",
+        }
+    )

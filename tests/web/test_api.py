@@ -82,26 +82,21 @@ class TestPredictAcceptsEachInputKind:
 
 
 class TestAbstention:
-    def _app(self, test_model_dir, trusted_key, threshold: float) -> FlaskClient:
-        config = {
-            "TESTING": True,
-            "MODEL_DIR": str(test_model_dir),
-            "TRUST_DIRS": [str(trusted_key.trust_dir)],
-        }
-        return create_app({**config, "ABSTAIN_BELOW": threshold}).test_client()
+    def _app(self, app_config: dict, threshold: float) -> FlaskClient:
+        return create_app({**app_config, "ABSTAIN_BELOW": threshold}).test_client()
 
-    def test_below_the_threshold_the_digit_is_null(self, test_model_dir, trusted_key) -> None:
+    def test_below_the_threshold_the_digit_is_null(self, app_config: dict) -> None:
         body = (
-            self._app(test_model_dir, trusted_key, 1.0)
+            self._app(app_config, 1.0)
             .post("/api/v1/predict", json={"pixels": a_digit_as_pixels()})
             .get_json()
         )
         assert body["abstained"] is True and body["digit"] is None
         assert len(body["probabilities"]) == 10
 
-    def test_with_threshold_zero_it_always_answers(self, test_model_dir, trusted_key) -> None:
+    def test_with_threshold_zero_it_always_answers(self, app_config: dict) -> None:
         body = (
-            self._app(test_model_dir, trusted_key, 0.0)
+            self._app(app_config, 0.0)
             .post("/api/v1/predict", json={"pixels": a_digit_as_pixels()})
             .get_json()
         )
@@ -143,15 +138,8 @@ class TestErrorPaths:
         response = client.post("/api/v1/predict", data=text, content_type="application/json")
         assert response.status_code == 422 and response.get_json()["error"] == "invalid_pixels"
 
-    def test_body_too_large_is_413(self, test_model_dir, trusted_key) -> None:
-        app = create_app(
-            {
-                "TESTING": True,
-                "MODEL_DIR": str(test_model_dir),
-                "TRUST_DIRS": [str(trusted_key.trust_dir)],
-                "MAX_CONTENT_LENGTH": 1000,
-            }
-        )
+    def test_body_too_large_is_413(self, app_config: dict) -> None:
+        app = create_app({**app_config, "MAX_CONTENT_LENGTH": 1000})
         response = app.test_client().post(
             "/api/v1/predict", data=b"\x89PNG" + b"0" * 5000, content_type="image/png"
         )

@@ -42,11 +42,17 @@ def tampered_model(tmp_path: Path, test_model_dir: Path) -> Path:
 class TestFailClosedAtStart:
     def test_create_app_refuses_a_tampered_model(self, tampered_model: Path, trusted_key: KeyPair) -> None:
         with pytest.raises(SignatureError):
-            create_app({"MODEL_DIR": str(tampered_model), "TRUST_DIRS": [str(trusted_key.trust_dir)]})
+            create_app(
+                {
+                    "TESTING": True,
+                    "MODEL_DIR": str(tampered_model),
+                    "TRUST_DIRS": [str(trusted_key.trust_dir)],
+                }
+            )
 
     def test_create_app_refuses_an_untrusted_model(self, test_model_dir: Path) -> None:
         with pytest.raises(UntrustedKeyError):
-            create_app({"MODEL_DIR": str(test_model_dir)})
+            create_app({"TESTING": True, "MODEL_DIR": str(test_model_dir)})
 
     @pytest.mark.parametrize("damage", ["tampered", "unsigned", "untrusted"])
     def test_serve_exits_non_zero_with_a_clear_message_and_never_listens(

@@ -11,18 +11,33 @@ without a verified model is never created, so it never serves.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g
 
+from digitguard.errors import DigitguardError
 from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, Predictor
 from digitguard.models.artifact import load_verified
+from digitguard.paths import default_database_url, instance_dir
+from digitguard.security.store import KeyStore, connect
+from digitguard.security.throttle import SigninThrottle
 
 EXTENSION = "digitguard"
+WEAK_SECRETS = frozenset({"dev", "development", "secret", "changeme", "change-me", "default", "test"})
+MIN_SECRET_LENGTH = 32
+log = logging.getLogger(__name__)
+
+
+class ConfigError(DigitguardError):
+    """The configuration breaks a rule (e.g. a weak or default SECRET_KEY). Exit status 2."""
+
+    exit_code = 2
 
 
 def default_model_dir() -> Path:
@@ -36,26 +51,50 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 4_000_000,
     "MAX_IMAGE_SIDE": 4096,
+    "DATABASE_URL": None,
+    "ALLOW_ANONYMOUS": True,
+    "TLS": False,
+    "SECRET_KEY": None,
+    "SECRET_KEY_FILE": None,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Strict",
+    "PERMANENT_SESSION_LIFETIME": 8 * 3600,
+    "SIGNIN_FREE_ATTEMPTS": 3,
+    "SIGNIN_BASE_DELAY_S": 1.0,
+    "SIGNIN_MAX_DELAY_S": 900.0,
+    "LOG_REQUESTS": False,
 }
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: defaults → ``DIGITGUARD_CONFIG`` file → ``DIGITGUARD_*`` env → ``test_config``.
 
-    Raises a :class:`~digitguard.errors.ModelError` when the model does not verify.
+    Raises a :class:`~digitguard.errors.ModelError` when the model does not verify and a
+    :class:`ConfigError` for a weak or default secret key outside tests.
     """
-    app = Flask(__name__)
-    app.config.from_mapping(DEFAULTS)
+    from digitguard.web.limits import LIMIT_DEFAULTS
+
+    app = Flask(__name__, instance_path=str(instance_dir().resolve()), static_folder=None)
+    app.config.from_mapping({**DEFAULTS, **LIMIT_DEFAULTS})
     if os.environ.get("DIGITGUARD_CONFIG"):
         app.config.from_file(os.environ["DIGITGUARD_CONFIG"], load=_load_json)
     app.config.from_prefixed_env("DIGITGUARD")
     if test_config is not None:
         app.config.from_mapping(test_config)
-    if not app.config.get("SECRET_KEY"):
-        # Nothing here is signed with it yet; a per-process random key is never a shared default.
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
-    app.extensions[EXTENSION] = _predictor(app)
-    _register(app)
+    app.config["SECRET_KEY"] = _secret_key(app)
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config["TLS"])
+    predictor = _predictor(app)
+    app.extensions[EXTENSION] = predictor
+    engine = connect(app.config["DATABASE_URL"] or default_database_url())
+    app.extensions["digitguard.engine"] = engine
+    app.extensions["digitguard.keys"] = KeyStore(engine)
+    app.extensions["digitguard.throttle"] = SigninThrottle(
+        engine,
+        free_attempts=int(app.config["SIGNIN_FREE_ATTEMPTS"]),
+        base_delay_s=float(app.config["SIGNIN_BASE_DELAY_S"]),
+        max_delay_s=float(app.config["SIGNIN_MAX_DELAY_S"]),
+    )
+    _register(app, predictor)
     return app
 
 
@@ -63,6 +102,35 @@ def _load_json(handle: Any) -> Any:
     import json
 
     return json.load(handle)
+
+
+def _secret_key(app: Flask) -> str:
+    secret = app.config.get("SECRET_KEY")
+    if not secret and app.config.get("TESTING"):
+        return secrets.token_hex(32)
+    if not secret:
+        secret = _secret_from_file(
+            Path(app.config["SECRET_KEY_FILE"] or Path(app.instance_path) / "secret_key")
+        )
+    if str(secret).strip().lower() in WEAK_SECRETS or len(str(secret)) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY is a default or shorter than {MIN_SECRET_LENGTH} characters; set "
+            "DIGITGUARD_SECRET_KEY to a long random value (or leave it unset for a generated secret_key file)"
+        )
+    return str(secret)
+
+
+def _secret_from_file(path: Path) -> str:
+    """Read the instance's secret key, creating it (mode 0600) on first start."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()  # another process created it first
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text().strip()
 
 
 def _predictor(app: Flask) -> Predictor:
@@ -73,12 +141,38 @@ def _predictor(app: Flask) -> Predictor:
     return Predictor(verified, abstain_below=float(app.config["ABSTAIN_BELOW"]))
 
 
-def _register(app: Flask) -> None:
-    from digitguard.web import api, errors, health, security, ui
+def _register(app: Flask, predictor: Predictor) -> None:
+    from digitguard.web import (
+        admin,
+        api,
+        auth,
+        authz,
+        errors,
+        health,
+        identity,
+        limits,
+        metrics,
+        security,
+        ui,
+    )
 
-    app.register_blueprint(ui.blueprint)
-    app.register_blueprint(api.blueprint)
-    app.register_blueprint(health.blueprint)
+    @app.before_request
+    def assign_request_id() -> None:
+        g.request_id = uuid.uuid4().hex
+
+    metrics.register(app, metrics.Metrics(predictor.model_sha256, predictor.verified.manifest.name))
+    identity.register(app)
+    authz.register(app)
+    for blueprint in (
+        ui.blueprint,
+        api.blueprint,
+        health.blueprint,
+        auth.blueprint,
+        admin.blueprint,
+        metrics.blueprint,
+    ):
+        app.register_blueprint(blueprint)
+    app.extensions["digitguard.limiter"] = limits.install(app)
     errors.register(app)
     security.register(app)
 

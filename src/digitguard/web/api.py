@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
+from digitguard.errors import NothingDrawnError
 from digitguard.inference.predictor import check_pixels
 from digitguard.inference.preprocess import decode_png, to_mnist
-from digitguard.web import predictor_of
+from digitguard.web import admin, predictor_of
 from digitguard.web.errors import ApiError
+from digitguard.web.limits import Budget, inference_slot
 from digitguard.web.openapi import openapi_document
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -19,17 +18,18 @@ blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@blueprint.before_request
-def assign_request_id() -> None:
-    g.request_id = uuid.uuid4().hex
-    g.started = time.perf_counter()
-
-
 @blueprint.post("/predict")
 def predict():
-    digit28 = _model_input()
-    predictor = predictor_of(current_app)
-    prediction = predictor.predict(digit28)
+    budget = Budget(float(current_app.config["INFERENCE_BUDGET_S"]))
+    with inference_slot():
+        digit28 = _model_input()
+        budget.check("decoding and preprocessing")
+        predictor = predictor_of(current_app)
+        prediction = predictor.predict(digit28)
+        budget.check("inference")
+        details = _details(predictor, digit28, prediction.top_class) if _wants_details() else {}
+        budget.check("explanation")
+    current_app.extensions["digitguard.metrics"].prediction(prediction.abstained)
     body = {
         "digit": prediction.digit,
         "probabilities": [round(p, 6) for p in prediction.probabilities],
@@ -39,13 +39,22 @@ def predict():
         "model_sha256": prediction.model_sha256,
         "request_id": g.request_id,
     }
-    if _wants_details():
-        body["input"] = np.round(digit28, 4).tolist()
-        body["explanation"] = np.round(predictor.explain(digit28, prediction.top_class), 4).tolist()
-        body["explained_class"] = prediction.top_class
-    response = jsonify(body)
+    response = jsonify({**body, **details})
     response.headers["X-Request-ID"] = g.request_id
     return response
+
+
+def _details(predictor, digit28: np.ndarray, top_class: int) -> dict[str, object]:
+    return {
+        "input": np.round(digit28, 4).tolist(),
+        "explanation": np.round(predictor.explain(digit28, top_class), 4).tolist(),
+        "explained_class": top_class,
+    }
+
+
+blueprint.add_url_rule("/keys", "keys_list", admin.keys_list, methods=["GET"])
+blueprint.add_url_rule("/keys", "keys_create", admin.keys_create, methods=["POST"])
+blueprint.add_url_rule("/keys/<key_id>/revoke", "keys_revoke", admin.keys_revoke, methods=["POST"])
 
 
 @blueprint.get("/openapi.json")
@@ -89,7 +98,5 @@ def _from_json() -> np.ndarray:
         raise ApiError(400, "invalid_json", 'send a JSON object {"pixels": 28x28 numbers in [0, 1]}')
     pixels = check_pixels(payload["pixels"])
     if float(pixels.sum()) == 0.0:
-        from digitguard.errors import NothingDrawnError
-
         raise NothingDrawnError("nothing drawn: every pixel is 0")
     return pixels

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, jsonify
+from flask import Flask, g, jsonify, request
+from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from digitguard.errors import ImageDecodeError, InputError, InvalidPixelsError, NothingDrawnError
@@ -23,32 +24,43 @@ HTTP_ERROR_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
 class ApiError(Exception):
     """An error with an explicit status and code, raised by the adapters."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.retry_after_s = status, code, message, retry_after_s
 
 
-def error_response(status: int, code: str, message: str):
+def error_response(status: int, code: str, message: str, retry_after_s: int | None = None):
     body = {"error": code, "message": message}
     if getattr(g, "request_id", None):
         body["request_id"] = g.request_id
-    return jsonify(body), status
+    response = jsonify(body)
+    response.status_code = status
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(max(1, int(retry_after_s)))
+    return response
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.retry_after_s)
 
     @app.errorhandler(InputError)
     def input_error(exc: InputError):
         return error_response(INPUT_ERROR_STATUS.get(type(exc), 422), exc.code, str(exc))
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc: RateLimitExceeded):
+        app.extensions["digitguard.metrics"].rate_limited(request.endpoint)
+        # Flask-Limiter adds Retry-After and X-RateLimit-* in its after_request hook.
+        return error_response(429, "rate_limited", f"rate limit exceeded: {exc.description}")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app, request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -28,11 +28,16 @@ HEADERS = {
 }
 
 
+HSTS = "max-age=63072000; includeSubDomains"
+
+
 def register(app: Flask) -> None:
     @app.after_request
     def add_headers(response: Response) -> Response:
         for name, value in HEADERS.items():
             response.headers.setdefault(name, value)
-        if response.mimetype == "application/json":
+        if response.mimetype == "application/json" or request.blueprint in ("auth", "admin"):
             response.headers.setdefault("Cache-Control", "no-store")
+        if current_app.config["TLS"] or request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response

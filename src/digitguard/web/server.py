@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import gunicorn.http.wsgi
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+
+# No server banner beyond a name (gunicorn already omits its version).
+gunicorn.http.wsgi.SERVER = "digitguard"
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]

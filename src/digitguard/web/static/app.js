@@ -128,12 +128,20 @@
     say("Recognising…");
     try {
       const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
+      const headers = { "Content-Type": "image/png" };
+      const csrf = document.querySelector('meta[name="csrf-token"]');
+      if (csrf && csrf.content) headers["X-CSRF-Token"] = csrf.content;  // signed-in sessions only
       const response = await fetch("/api/v1/predict?details=1", {
-        method: "POST", headers: { "Content-Type": "image/png" }, body: blob, credentials: "same-origin",
+        method: "POST", headers: headers, body: blob, credentials: "same-origin",
       });
       const body = await response.json();
       if (!response.ok) {
-        say(body.error === "nothing_drawn" ? "Nothing drawn — draw a digit first." : "Refused: " + body.message, true);
+        const messages = {
+          nothing_drawn: "Nothing drawn — draw a digit first.",
+          rate_limited: "Too many requests — wait a moment and try again.",
+          overloaded: "The server is busy — try again in a second.",
+        };
+        say(messages[body.error] || "Refused: " + body.message, true);
         return;
       }
       showResult(body);

@@ -1,0 +1,158 @@
+"""Database tables for keys and sign-in throttling, and the key store.
+
+SQLAlchemy Core; the URL decides the backend: ``sqlite:///path.db`` (the embedded default,
+WAL mode) or ``postgresql+psycopg://…`` for several replicas. The audit trail lives in the
+same database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from digitguard.errors import DigitguardError
+from digitguard.security.keys import (
+    ApiKey,
+    InvalidKeyError,
+    NewKey,
+    Role,
+    hash_secret,
+    new_token,
+    parse_token,
+    token_fingerprint,
+    verify_secret,
+)
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(12), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("secret_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+signin_failures = sa.Table(
+    "signin_failures",
+    metadata,
+    sa.Column("subject", sa.String(200), primary_key=True),  # "ip:<address>" or "key:<key id>"
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
+)
+
+
+class StoreError(DigitguardError):
+    exit_code = 2
+
+
+def connect(url: str) -> Engine:
+    """An engine for ``url`` with the schema created; SQLite gets WAL and a busy timeout."""
+    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        metadata.create_all(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        raise StoreError(
+            f"database {engine.url.render_as_string(hide_password=True)} unusable: {exc}"
+        ) from exc
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_key(row: Any) -> ApiKey:
+    return ApiKey(row.key_id, row.name, Role(row.role), _utc(row.created_at), _utc(row.revoked_at))
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything here is stored in UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class KeyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._verified: dict[str, str] = {}  # token fingerprint -> key id, successful checks only
+
+    def create(self, name: str, role: Role) -> NewKey:
+        if not name.strip():
+            raise StoreError("a key needs a non-empty name")
+        key_id, token = new_token()
+        _, secret = parse_token(token)
+        row = {
+            "key_id": key_id,
+            "name": name.strip(),
+            "role": Role(role).value,
+            "secret_hash": hash_secret(secret),
+            "created_at": now(),
+            "revoked_at": None,
+        }
+        with self.engine.begin() as connection:
+            connection.execute(api_keys.insert().values(**row))
+        return NewKey(ApiKey(key_id, row["name"], Role(role), row["created_at"], None), token)
+
+    def list(self) -> list[ApiKey]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(api_keys.select().order_by(api_keys.c.created_at)).all()
+        return [_as_key(row) for row in rows]
+
+    def get(self, key_id: str) -> ApiKey | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(api_keys.select().where(api_keys.c.key_id == key_id)).first()
+        return None if row is None else _as_key(row)
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=now())
+            )
+        key = self.get(key_id)
+        if key is None:
+            raise StoreError(f"no key with id {key_id!r}")
+        if result.rowcount == 0 and key.active:
+            raise StoreError(f"key {key_id!r} could not be revoked")
+        return key
+
+    def authenticate(self, token: str) -> ApiKey:
+        """The active key of ``token``, else :class:`InvalidKeyError`; revocation is checked every time."""
+        key_id, secret = parse_token(token)
+        with self.engine.connect() as connection:
+            row = connection.execute(api_keys.select().where(api_keys.c.key_id == key_id)).first()
+        if row is None:
+            raise InvalidKeyError("unknown API key")
+        fingerprint = token_fingerprint(token)
+        if self._verified.get(fingerprint) != key_id:
+            if not verify_secret(secret, row.secret_hash):
+                raise InvalidKeyError("wrong API key")
+            self._verified[fingerprint] = key_id
+        key = _as_key(row)
+        if not key.active:
+            raise InvalidKeyError("revoked API key")
+        return key
