@@ -328,6 +328,77 @@ def serve(
     run(app, host=host, port=port, workers=workers, timeout_s=timeout_s, access_log=access_log)
 
 
+db_option = click.option(
+    "--db",
+    "database_url",
+    default=None,
+    help="Database URL (default: $DIGITGUARD_DATABASE_URL or sqlite in the instance directory).",
+)
+
+
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys (roles: predict, reviewer, admin)."""
+
+
+def _key_store(database_url: str | None):
+    from digitguard.paths import default_database_url
+    from digitguard.security.store import KeyStore, connect
+
+    return KeyStore(connect(database_url or default_database_url()))
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["predict", "reviewer", "admin"]), required=True)
+@click.option("--name", required=True, help="Who or what the key is for.")
+@db_option
+def keys_create(role: str, name: str, database_url: str | None) -> None:
+    """Create a key; its secret token is printed once and never stored."""
+    from digitguard.security.keys import Role
+
+    created = _key_store(database_url).create(name, Role(role))
+    click.echo(
+        f"created key {created.key.key_id} ({created.key.role.value}) for {created.key.name}", err=True
+    )
+    click.echo("the token below is shown once; only an scrypt hash of it is stored:", err=True)
+    click.echo(created.token)
+
+
+@keys.command("list")
+@db_option
+@click.option("--json", "as_json", is_flag=True)
+def keys_list(database_url: str | None, as_json: bool) -> None:
+    """List keys (never their secrets)."""
+    listed = _key_store(database_url).list()
+    if as_json:
+        click.echo(json.dumps([_key_dict(key) for key in listed]))
+        return
+    for key in listed:
+        status = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+        click.echo(
+            f"{key.key_id}  {key.role.value:<8}  {key.created_at:%Y-%m-%d %H:%M}  {status:<24}  {key.name}"
+        )
+
+
+def _key_dict(key) -> dict[str, object]:
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "role": key.role.value,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at and key.revoked_at.isoformat(),
+    }
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@db_option
+def keys_revoke(key_id: str, database_url: str | None) -> None:
+    """Revoke a key; every replica refuses it from the next request on."""
+    key = _key_store(database_url).revoke(key_id)
+    click.echo(f"revoked {key.key_id} ({key.name})")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False)

@@ -84,14 +84,13 @@ def now() -> datetime:
 
 
 def _as_key(row: Any) -> ApiKey:
-    return ApiKey(row.key_id, row.name, Role(row.role), _utc(row.created_at), _utc(row.revoked_at))
+    revoked = None if row.revoked_at is None else utc(row.revoked_at)
+    return ApiKey(row.key_id, row.name, Role(row.role), utc(row.created_at), revoked)
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def utc(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything here is stored in UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class KeyStore:
@@ -104,17 +103,19 @@ class KeyStore:
             raise StoreError("a key needs a non-empty name")
         key_id, token = new_token()
         _, secret = parse_token(token)
-        row = {
-            "key_id": key_id,
-            "name": name.strip(),
-            "role": Role(role).value,
-            "secret_hash": hash_secret(secret),
-            "created_at": now(),
-            "revoked_at": None,
-        }
+        key = ApiKey(key_id, name.strip(), Role(role), now(), None)
         with self.engine.begin() as connection:
-            connection.execute(api_keys.insert().values(**row))
-        return NewKey(ApiKey(key_id, row["name"], Role(role), row["created_at"], None), token)
+            connection.execute(
+                api_keys.insert().values(
+                    key_id=key.key_id,
+                    name=key.name,
+                    role=key.role.value,
+                    secret_hash=hash_secret(secret),
+                    created_at=key.created_at,
+                    revoked_at=None,
+                )
+            )
+        return NewKey(key, token)
 
     def list(self) -> list[ApiKey]:
         with self.engine.connect() as connection:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from digitguard.errors import DigitguardError
-from digitguard.security.store import _utc, now, signin_failures
+from digitguard.security.store import now, signin_failures, utc
 
 
 class LockedOutError(DigitguardError):
@@ -43,7 +43,7 @@ class SigninThrottle:
             rows = connection.execute(
                 sa.select(signin_failures.c.locked_until).where(signin_failures.c.subject.in_(list(subjects)))
             ).all()
-        waits = [(_utc(row.locked_until) - current).total_seconds() for row in rows if row.locked_until]
+        waits = [(utc(row.locked_until) - current).total_seconds() for row in rows if row.locked_until]
         if waits and max(waits) > 0:
             raise LockedOutError(ceil(max(waits)))
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
@@ -59,8 +61,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc: RateLimitExceeded):
         app.extensions["digitguard.metrics"].rate_limited(request.endpoint)
-        # Flask-Limiter adds Retry-After and X-RateLimit-* in its after_request hook.
-        return error_response(429, "rate_limited", f"rate limit exceeded: {exc.description}")
+        current = app.extensions["digitguard.limiter"].current_limit
+        retry_after = math.ceil(current.reset_at - time.time()) if current else 60
+        return error_response(429, "rate_limited", f"rate limit exceeded: {exc.description}", retry_after)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

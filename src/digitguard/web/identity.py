@@ -60,8 +60,8 @@ def _principal() -> Principal:
         return Principal("key", key.key_id, key.name, key.role, "bearer")
     key_id = session.get("key_id")
     if key_id:
-        key = key_store().get(key_id)
-        if key is not None and key.active:
-            return Principal("key", key.key_id, key.name, key.role, "session")
+        stored = key_store().get(key_id)
+        if stored is not None and stored.active:
+            return Principal("key", stored.key_id, stored.name, stored.role, "session")
         session.pop("key_id", None)  # revoked or deleted since sign-in
     return ANONYMOUS_PRINCIPAL

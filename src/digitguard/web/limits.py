@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Flask, current_app, g
 from flask_limiter import Limiter
@@ -28,7 +29,9 @@ from digitguard.web.identity import client_address
 LIMIT_DEFAULTS = {
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_STRATEGY": "fixed-window",
-    "RATELIMIT_HEADERS_ENABLED": True,
+    # Retry-After is set by our 429 handler; Flask-Limiter's own headers would also stamp a
+    # Retry-After on responses that are not rate-limit refusals (e.g. sign-in lock-outs).
+    "RATELIMIT_HEADERS_ENABLED": False,
     "RATELIMIT_KEY_PREFIX": "digitguard",
     "ANONYMOUS_LIMIT": "30/minute",
     "KEY_LIMIT": "600/minute",
@@ -60,7 +63,7 @@ def _caller_limits() -> str:
 def install(app: Flask) -> Limiter:
     """Create this app's limiter and attach the limits to its views (after blueprints exist)."""
     limiter = Limiter(key_func=_ip_key, app=app, default_limits=[])
-    views = app.view_functions
+    views: dict[str, Any] = app.view_functions
     predict = limiter.limit(_caller_limits, key_func=_principal_key, scope="caller")(views["api.predict"])
     predict = limiter.limit(lambda: current_app.config["IP_LIMIT"], key_func=_ip_key, scope="ip")(predict)
     views["api.predict"] = predict
