@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from digitguard.errors import InvalidPixelsError
+from digitguard.errors import InvalidPixelsError, NothingDrawnError
 from digitguard.models.artifact import VerifiedModel
 
 DEFAULT_ABSTAIN_BELOW = 0.7
@@ -37,6 +37,13 @@ class Prediction:
 
 def check_pixels(pixels: object) -> np.ndarray:
     """Validate an untrusted 28×28 array of numbers in [0, 1]; return it as float32."""
+    if isinstance(pixels, list) and any(
+        isinstance(value, bool) or not isinstance(value, int | float)
+        for row in pixels
+        if isinstance(row, list)
+        for value in row
+    ):
+        raise InvalidPixelsError("pixels must be numbers (not booleans, strings or nested arrays)")
     try:
         array = np.asarray(pixels, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:
@@ -49,6 +56,8 @@ def check_pixels(pixels: object) -> np.ndarray:
         raise InvalidPixelsError("pixels must be finite numbers (no NaN or Infinity)")
     if array.min() < 0.0 or array.max() > 1.0:
         raise InvalidPixelsError("pixels must lie in [0, 1]")
+    if array.max() == 0.0:
+        raise NothingDrawnError("nothing drawn: every pixel is 0")
     return array.astype(np.float32)
 
 

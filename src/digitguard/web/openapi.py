@@ -57,7 +57,22 @@ SCHEMAS: dict[str, Any] = {
     "PixelsRequest": {
         "type": "object",
         "required": ["pixels"],
-        "properties": {"pixels": {**GRID, "description": "28x28 numbers in [0, 1], ink = 1, used as is"}},
+        "properties": {
+            "pixels": {
+                "type": "array",
+                "minItems": 28,
+                "maxItems": 28,
+                "items": {
+                    "type": "array",
+                    "minItems": 28,
+                    "maxItems": 28,
+                    "items": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                # An all-zero grid is "nothing drawn" (422): at least one pixel must carry ink.
+                "contains": {"type": "array", "contains": {"type": "number", "exclusiveMinimum": 0}},
+                "description": "28x28 numbers in [0, 1], ink = 1, used as is; at least one above 0",
+            }
+        },
     },
     "Error": {
         "type": "object",
