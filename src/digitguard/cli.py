@@ -298,6 +298,13 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
     help="Answer 'not sure' below this confidence.",
 )
 @click.option("--access-log", default=None, help="gunicorn access log file ('-': stdout; default: none).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Threads per worker (gthread).",
+)
 def serve(
     model_dir: Path | None,
     trust_dirs: tuple[Path, ...],
@@ -307,8 +314,13 @@ def serve(
     timeout_s: int,
     abstain_below: float | None,
     access_log: str | None,
+    threads: int,
 ) -> None:
     """Serve the drawing page and the JSON API with a verified model (gunicorn)."""
+    import tempfile
+
+    # Before prometheus_client is imported: every worker's metrics are collected together.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="digitguard-metrics-"))
     from digitguard.web import create_app
     from digitguard.web.server import run
 
@@ -325,7 +337,15 @@ def serve(
         f"serving {verified.path} (weights sha256 {verified.weights_sha256}) at http://{host}:{port}",
         err=True,
     )
-    run(app, host=host, port=port, workers=workers, timeout_s=timeout_s, access_log=access_log)
+    run(
+        app,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_s=timeout_s,
+        threads=threads,
+        access_log=access_log,
+    )
 
 
 db_option = click.option(

@@ -56,8 +56,10 @@ class StoreError(DigitguardError):
 
 def connect(url: str) -> Engine:
     """An engine for ``url`` with the schema created; SQLite gets WAL and a busy timeout."""
-    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    is_sqlite = sa.engine.make_url(url).get_backend_name() == "sqlite"
+    # A network database may drop idle connections; a local SQLite file does not need the ping.
+    engine = sa.create_engine(url, pool_pre_ping=not is_sqlite)
+    if is_sqlite:
         database = engine.url.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -93,6 +95,9 @@ def utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_KEY_BY_ID = api_keys.select().where(api_keys.c.key_id == sa.bindparam("key_id"))
+
+
 class KeyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -123,9 +128,12 @@ class KeyStore:
         return [_as_key(row) for row in rows]
 
     def get(self, key_id: str) -> ApiKey | None:
-        with self.engine.connect() as connection:
-            row = connection.execute(api_keys.select().where(api_keys.c.key_id == key_id)).first()
+        row = self._row(key_id)
         return None if row is None else _as_key(row)
+
+    def _row(self, key_id: str) -> Any:
+        with self.engine.connect() as connection:
+            return connection.execute(_KEY_BY_ID, {"key_id": key_id}).first()
 
     def revoke(self, key_id: str) -> ApiKey:
         with self.engine.begin() as connection:
@@ -144,8 +152,7 @@ class KeyStore:
     def authenticate(self, token: str) -> ApiKey:
         """The active key of ``token``, else :class:`InvalidKeyError`; revocation is checked every time."""
         key_id, secret = parse_token(token)
-        with self.engine.connect() as connection:
-            row = connection.execute(api_keys.select().where(api_keys.c.key_id == key_id)).first()
+        row = self._row(key_id)
         if row is None:
             raise InvalidKeyError("unknown API key")
         fingerprint = token_fingerprint(token)

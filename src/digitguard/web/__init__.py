@@ -160,6 +160,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
     def assign_request_id() -> None:
         g.request_id = uuid.uuid4().hex
 
+    limits.bound_body_reads(app)
     metrics.register(app, metrics.Metrics(predictor.model_sha256, predictor.verified.manifest.name))
     identity.register(app)
     authz.register(app)

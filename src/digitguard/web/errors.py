@@ -8,7 +8,7 @@ import time
 
 from flask import Flask, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from digitguard.errors import ImageDecodeError, InputError, InvalidPixelsError, NothingDrawnError
 
@@ -64,6 +64,12 @@ def register(app: Flask) -> None:
         current = app.extensions["digitguard.limiter"].current_limit
         retry_after = math.ceil(current.reset_at - time.time()) if current else 60
         return error_response(429, "rate_limited", f"rate limit exceeded: {exc.description}", retry_after)
+
+    @app.errorhandler(TimeoutError)
+    @app.errorhandler(ClientDisconnected)
+    def body_timeout(exc: Exception):
+        # Werkzeug turns a read that timed out (BODY_READ_TIMEOUT_S) into ClientDisconnected.
+        return error_response(408, "request_timeout", "the request body did not arrive in time")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 
 from digitguard.web.errors import ApiError
@@ -41,6 +41,7 @@ LIMIT_DEFAULTS = {
     "MAX_CONCURRENT_INFERENCES": 4,
     "QUEUE_WAIT_S": 0.5,
     "INFERENCE_BUDGET_S": 2.0,
+    "BODY_READ_TIMEOUT_S": 5.0,
 }
 
 
@@ -58,6 +59,16 @@ def _caller_limits() -> str:
     if g.principal.key_id:
         return f"{config['KEY_LIMIT']};{config['KEY_QUOTA']}"
     return str(config["ANONYMOUS_LIMIT"])
+
+
+def bound_body_reads(app: Flask) -> None:
+    """Give each socket read of a request body a deadline (slow-loris bodies get 408, not a worker)."""
+
+    @app.before_request
+    def set_read_timeout() -> None:
+        sock = request.environ.get("gunicorn.socket")
+        if sock is not None:
+            sock.settimeout(float(current_app.config["BODY_READ_TIMEOUT_S"]))
 
 
 def install(app: Flask) -> Limiter:

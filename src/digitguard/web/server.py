@@ -32,11 +32,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-def _post_fork(threads: int):
+def _post_fork(app: Flask, threads: int):
     def hook(_server: Any, _worker: Any) -> None:
         import torch
 
         torch.set_num_threads(threads)
+        # Connections opened in the master must not be shared by forked workers.
+        app.extensions["digitguard.engine"].dispose(close=False)
 
     return hook
 
@@ -48,16 +50,25 @@ def run(
     port: int,
     workers: int,
     timeout_s: int,
+    threads: int = 1,
     torch_threads: int = 1,
     access_log: str | None = None,
 ) -> None:
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
+        # Sync workers give the best throughput here (docs/benchmarks.md); slow request bodies are
+        # cut off by the app's BODY_READ_TIMEOUT_S. Threads (gthread) are an option.
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "threads": threads,
+        "keepalive": 5,
+        "limit_request_line": 4094,
+        "limit_request_fields": 50,
+        "limit_request_field_size": 8190,
         "timeout": timeout_s,
         "graceful_timeout": timeout_s,
         "preload_app": True,
-        "post_fork": _post_fork(torch_threads),
+        "post_fork": _post_fork(app, torch_threads),
         "accesslog": access_log,
     }
     _Gunicorn(app, options).run()
