@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SHARED_MNIST := $(abspath ../shared/data/mnist)
 export DIGITGUARD_DATA_DIR ?= $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS),$(SHARED_MNIST),)
 
-.PHONY: setup data demo evaluate test lint sast browser pytest bench bench-serve screenshot train-basic clean
+.PHONY: setup data demo evaluate test lint sast browser pytest fuzz-api load bench bench-serve screenshot train-basic clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ browser:
 
 pytest: setup
 	$(BIN)/pytest -q
+
+# The bigger fuzzing run: schemathesis with 10x the CI examples per operation.
+fuzz-api: setup
+	DIGITGUARD_FUZZ_EXAMPLES=4000 $(BIN)/pytest -q tests/web/test_schemathesis.py
+
+# The bigger load run: 50,000 requests, 32 concurrent, against gunicorn on loopback.
+load: setup
+	DIGITGUARD_LOAD_REQUESTS=50000 $(BIN)/pytest -q tests/web/test_under_load.py
 
 # README screenshot: the browser test saves what it drew.
 screenshot: setup browser

@@ -141,3 +141,26 @@ class TestTrainAndEvaluateArguments:
         assert len(report["model_sha256"]) == 64
         assert len(report["confusion_matrix"]) == 10
         assert sum(map(sum, report["confusion_matrix"])) == 10_000
+
+
+class TestKeysCommands:
+    def test_create_list_revoke(self, tmp_path: Path, capsys) -> None:
+        db = f"sqlite:///{tmp_path / 'keys.db'}"
+        main(["keys", "create", "--role", "reviewer", "--name", "Rita", "--db", db])
+        token = capsys.readouterr().out.strip()
+        assert token.startswith("dgk_")
+        main(["keys", "list", "--db", db, "--json"])
+        listed = json.loads(capsys.readouterr().out)
+        assert [(k["name"], k["role"], k["revoked_at"]) for k in listed] == [("Rita", "reviewer", None)]
+        assert token not in json.dumps(listed)
+        main(["keys", "revoke", listed[0]["key_id"], "--db", db])
+        main(["keys", "list", "--db", db, "--json"])
+        assert json.loads(capsys.readouterr().out.splitlines()[-1])[0]["revoked_at"] is not None
+
+    def test_revoking_an_unknown_key_exits_2(self, tmp_path: Path, capsys) -> None:
+        code, _, err = run_main(["keys", "revoke", "nope", "--db", f"sqlite:///{tmp_path / 'k.db'}"], capsys)
+        assert code == 2 and "no key with id 'nope'" in err
+
+    def test_an_unknown_role_is_a_usage_error(self, runner: CliRunner) -> None:
+        result = runner.invoke(cli, ["keys", "create", "--role", "root", "--name", "x"])
+        assert result.exit_code == 2

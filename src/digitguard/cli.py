@@ -321,7 +321,9 @@ def serve(
 
     # Before prometheus_client is imported: every worker's metrics are collected together.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="digitguard-metrics-"))
-    from digitguard.web import create_app
+    from digitguard.web import create_app, logs
+
+    logs.configure()
     from digitguard.web.server import run
 
     overrides: dict[str, object] = {}

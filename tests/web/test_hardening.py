@@ -152,3 +152,29 @@ class TestMetrics:
 
     def test_anonymous_callers_cannot_read_metrics(self, client: FlaskClient) -> None:
         assert client.get("/metrics").status_code == 401
+
+
+class TestStructuredLogs:
+    def test_refusals_are_logged_as_json_with_the_request_id(self, client: FlaskClient, caplog) -> None:
+        from digitguard.web.logs import JsonFormatter
+
+        with caplog.at_level("INFO", logger="digitguard.requests"):
+            response = client.post("/api/v1/predict", data=b"x", content_type="text/plain")
+        record = next(r for r in caplog.records if r.name == "digitguard.requests")
+        with client.application.test_request_context():
+            from flask import g
+
+            g.request_id = response.get_json()["request_id"]
+            entry = json.loads(JsonFormatter().format(record))
+        assert entry["status"] == 415 and entry["path"] == "/api/v1/predict"
+        assert entry["request_id"] == response.get_json()["request_id"]
+        assert entry["level"] == "warning"
+
+    def test_successes_are_logged_only_when_asked(self, app_config: dict, caplog) -> None:
+        quiet = create_app(app_config).test_client()
+        loud = create_app({**app_config, "LOG_REQUESTS": True}).test_client()
+        with caplog.at_level("INFO", logger="digitguard.requests"):
+            quiet.get("/healthz")
+            assert not [r for r in caplog.records if r.name == "digitguard.requests"]
+            loud.get("/healthz")
+            assert [r.status for r in caplog.records if r.name == "digitguard.requests"] == [200]

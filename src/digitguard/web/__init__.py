@@ -151,6 +151,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
         health,
         identity,
         limits,
+        logs,
         metrics,
         security,
         ui,
@@ -176,6 +177,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
     app.extensions["digitguard.limiter"] = limits.install(app)
     errors.register(app)
     security.register(app)
+    logs.register(app)
 
 
 def predictor_of(app: Flask) -> Predictor:
