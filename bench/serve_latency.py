@@ -103,7 +103,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=4, help="digitguard serve --threads (gthread workers)")
+    parser.add_argument("--threads", type=int, default=1, help="serve --threads (>1: gthread workers)")
     args = parser.parse_args()
     instance = tempfile.mkdtemp(prefix="digitguard-bench-")
     env = {

@@ -7,6 +7,10 @@ same database.
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,12 +100,32 @@ def utc(value: datetime) -> datetime:
 
 
 _KEY_BY_ID = api_keys.select().where(api_keys.c.key_id == sa.bindparam("key_id"))
+_SQLITE_KEY_BY_ID = (
+    "SELECT key_id, name, role, secret_hash, created_at, revoked_at FROM api_keys WHERE key_id = ?"
+)
+
+
+@dataclass(frozen=True)
+class _SqliteKeyRow:
+    key_id: str
+    name: str
+    role: str
+    secret_hash: str
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    # SQLAlchemy stores SQLite datetimes as ISO text without a zone; they are UTC.
+    return None if value is None else datetime.fromisoformat(value)
 
 
 class KeyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._verified: dict[str, str] = {}  # token fingerprint -> key id, successful checks only
+        self._sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._local = threading.local()
 
     def create(self, name: str, role: Role) -> NewKey:
         if not name.strip():
@@ -132,8 +156,33 @@ class KeyStore:
         return None if row is None else _as_key(row)
 
     def _row(self, key_id: str) -> Any:
+        """The key's row, read fresh on every call (revocation must take effect at once)."""
+        if self._sqlite_path and self._sqlite_path != ":memory:":
+            return self._sqlite_row(key_id)
         with self.engine.connect() as connection:
             return connection.execute(_KEY_BY_ID, {"key_id": key_id}).first()
+
+    def _sqlite_row(self, key_id: str) -> Any:
+        # The per-request hot path: a read-only connection per thread (and per process, as
+        # gunicorn forks), autocommit so that every query sees the latest committed state.
+        connection = getattr(self._local, "connection", None)
+        if connection is None or self._local.pid != os.getpid():
+            connection = sqlite3.connect(
+                f"file:{self._sqlite_path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            connection.row_factory = sqlite3.Row
+            self._local.connection, self._local.pid = connection, os.getpid()
+        row = connection.execute(_SQLITE_KEY_BY_ID, (key_id,)).fetchone()
+        if row is None:
+            return None
+        return _SqliteKeyRow(
+            row["key_id"],
+            row["name"],
+            row["role"],
+            row["secret_hash"],
+            _parse_time(row["created_at"]),
+            _parse_time(row["revoked_at"]),
+        )
 
     def revoke(self, key_id: str) -> ApiKey:
         with self.engine.begin() as connection:
