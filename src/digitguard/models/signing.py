@@ -86,11 +86,11 @@ class TrustStore:
         for directory in dirs:
             for path in sorted(Path(directory).glob("*")):
                 if path.suffix in PUBLIC_KEY_SUFFIXES and path.is_file():
-                    keys[key_id(_read_public_key(path))] = path
+                    keys[key_id(read_public_key(path))] = path
         return cls(keys)
 
 
-def _read_public_key(path: Path) -> ec.EllipticCurvePublicKey:
+def read_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except ValueError as exc:
