@@ -421,6 +421,86 @@ def keys_revoke(key_id: str, database_url: str | None) -> None:
     click.echo(f"revoked {key.key_id} ({key.name})")
 
 
+@cli.group()
+def audit() -> None:
+    """Verify, export and query the tamper-evident audit trail."""
+
+
+def _audit_store(database_url: str | None):
+    from digitguard.audit.store import AuditStore, audit_engine
+    from digitguard.paths import default_database_url
+
+    return AuditStore(audit_engine(database_url or default_database_url()))
+
+
+@audit.command("verify")
+@db_option
+@click.option(
+    "--key",
+    "public_keys",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Public key(s) of the checkpoint signer (default: instance/audit-signing.pub).",
+)
+def audit_verify(database_url: str | None, public_keys: tuple[Path, ...]) -> None:
+    """Re-walk the chain and the signed checkpoints; exit 1 at the first broken record."""
+    from digitguard.audit.store import load_public_keys
+    from digitguard.paths import instance_dir
+
+    paths = list(public_keys) or [p for p in [instance_dir() / "audit-signing.pub"] if p.is_file()]
+    report = _audit_store(database_url).verify(load_public_keys(paths))
+    if report.ok:
+        click.echo(f"ok: {report.records} records, {report.checkpoints} signed checkpoints, chain intact")
+        return
+    click.echo(f"TAMPERED: {report.first.problem}", err=True)
+    for finding in report.findings[1:10]:
+        click.echo(f"  also: {finding.problem}", err=True)
+    sys.exit(1)
+
+
+@audit.command("export")
+@db_option
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File (default: stdout)."
+)
+def audit_export(database_url: str | None, out: Path | None) -> None:
+    """Write every record as JSON Lines (canonical text plus its hash)."""
+    lines = (
+        json.dumps({"seq": row.seq, "hash": row.hash, "record": json.loads(row.body)}) + "\n"
+        for row in _audit_store(database_url).rows()
+    )
+    if out is None:
+        for line in lines:
+            click.echo(line, nl=False)
+        return
+    with out.open("w", encoding="utf-8") as handle:
+        handle.writelines(lines)
+
+
+@audit.command("show")
+@db_option
+@click.option("--request-id", required=True)
+def audit_show(database_url: str | None, request_id: str) -> None:
+    """What did the model say to whom, when, with which model — for one request id."""
+    records = _audit_store(database_url).find(request_id)
+    if not records:
+        click.echo(f"no audit record for request {request_id}", err=True)
+        sys.exit(1)
+    for record in records:
+        click.echo(
+            json.dumps(
+                {
+                    "seq": record.seq,
+                    "time": record.time,
+                    "kind": record.kind,
+                    "principal": record.principal,
+                    **record.details,
+                },
+                indent=2,
+            )
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False)

@@ -37,6 +37,9 @@ def app_config(test_model_dir: Path, trusted_key: KeyPair, database_url: str) ->
         "MODEL_DIR": str(test_model_dir),
         "TRUST_DIRS": [str(trusted_key.trust_dir)],
         "DATABASE_URL": database_url,
+        "AUDIT_SIGNING_KEY_FILE": str(
+            Path(database_url.removeprefix("sqlite:///")).parent / "audit-signing.pem"
+        ),
         # Tests that are not about rate limits must not trip them; tests/web/test_limits.py sets its own.
         "ANONYMOUS_LIMIT": "100000/minute",
         "IP_LIMIT": "100000/minute",

@@ -227,7 +227,7 @@ def load_signer(path: Path) -> CheckpointSigner:
 
 
 def load_public_keys(paths: list[Path]) -> dict[str, ec.EllipticCurvePublicKey]:
-    from digitguard.models.signing import read_public_key, key_id
+    from digitguard.models.signing import key_id, read_public_key
 
     keys = {}
     for path in paths:

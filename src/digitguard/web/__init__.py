@@ -63,6 +63,10 @@ DEFAULTS: dict[str, Any] = {
     "SIGNIN_BASE_DELAY_S": 1.0,
     "SIGNIN_MAX_DELAY_S": 900.0,
     "LOG_REQUESTS": False,
+    "AUDIT_SIGNING_KEY_FILE": None,
+    "AUDIT_CHECKPOINT_EVERY": 100,
+    "AUDIT_STORE_INPUTS": False,
+    "AUDIT_RAW_ADDRESSES": False,
 }
 
 
@@ -85,7 +89,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["TLS"])
     predictor = _predictor(app)
     app.extensions[EXTENSION] = predictor
-    engine = connect(app.config["DATABASE_URL"] or default_database_url())
+    database_url = app.config["DATABASE_URL"] or default_database_url()
+    engine = connect(database_url)
     app.extensions["digitguard.engine"] = engine
     app.extensions["digitguard.keys"] = KeyStore(engine)
     app.extensions["digitguard.throttle"] = SigninThrottle(
@@ -95,6 +100,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         max_delay_s=float(app.config["SIGNIN_MAX_DELAY_S"]),
     )
     _register(app, predictor)
+    from digitguard.web import trail
+
+    trail.install(app, database_url).append(
+        "model.loaded",
+        "system",
+        None,
+        {
+            "model_sha256": predictor.model_sha256,
+            "model": predictor.verified.manifest.name,
+            "path": str(predictor.verified.path),
+            "signer_key_id": predictor.verified.signer_key_id,
+        },
+    )
     return app
 
 

@@ -6,6 +6,7 @@ from flask import Blueprint, g, jsonify, redirect, render_template, request, url
 
 from digitguard.security.keys import ApiKey, Role
 from digitguard.security.store import StoreError
+from digitguard.web import trail
 from digitguard.web.errors import ApiError
 from digitguard.web.identity import key_store
 
@@ -54,6 +55,7 @@ def keys_create():
     if not isinstance(name, str) or not 0 < len(name.strip()) <= 200:
         raise ApiError(422, "invalid_name", "name must be a non-empty string of at most 200 characters")
     created = key_store().create(name, role)
+    trail.record("key.created", {"key_id": created.key.key_id, "name": created.key.name, "role": role.value})
     return jsonify(key=key_json(created.key), token=created.token), 201
 
 
@@ -63,6 +65,8 @@ def keys_revoke(key_id: str):
 
 def _revoke(key_id: str) -> ApiKey:
     try:
-        return key_store().revoke(key_id)
+        key = key_store().revoke(key_id)
     except StoreError as exc:
         raise ApiError(404, "unknown_key", str(exc)) from exc
+    trail.record("key.revoked", {"key_id": key.key_id, "name": key.name})
+    return key

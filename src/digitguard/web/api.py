@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
 from digitguard.inference.predictor import check_pixels
 from digitguard.inference.preprocess import decode_png, to_mnist
-from digitguard.web import admin, predictor_of
+from digitguard.web import admin, predictor_of, trail
 from digitguard.web.errors import ApiError
 from digitguard.web.limits import Budget, inference_slot
 from digitguard.web.openapi import openapi_document
@@ -28,6 +30,7 @@ def predict():
         budget.check("inference")
         details = _details(predictor, digit28, prediction.top_class) if _wants_details() else {}
         budget.check("explanation")
+    trail.record("prediction", _audit_details(digit28, prediction, budget))
     current_app.extensions["digitguard.metrics"].prediction(prediction.abstained)
     body = {
         "digit": prediction.digit,
@@ -41,6 +44,21 @@ def predict():
     response = jsonify({**body, **details})
     response.headers["X-Request-ID"] = g.request_id
     return response
+
+
+def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str, object]:
+    details: dict[str, object] = {
+        "input_sha256": hashlib.sha256(np.ascontiguousarray(digit28, dtype=np.float32).tobytes()).hexdigest(),
+        "model_sha256": prediction.model_sha256,
+        "digit": prediction.digit,
+        "abstained": prediction.abstained,
+        "probabilities": [round(p, 6) for p in prediction.probabilities],
+        "confidence": round(prediction.confidence, 6),
+        "latency_ms": round(budget.elapsed_s() * 1e3, 3),
+    }
+    if current_app.config["AUDIT_STORE_INPUTS"]:
+        details["input"] = np.round(digit28, 4).tolist()
+    return details
 
 
 def _details(predictor, digit28: np.ndarray, top_class: int) -> dict[str, object]:

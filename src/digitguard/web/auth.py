@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 
 from digitguard.security.keys import InvalidKeyError, parse_token
 from digitguard.security.throttle import LockedOutError, SigninThrottle
+from digitguard.web import trail
 from digitguard.web.errors import ApiError
 from digitguard.web.identity import client_address, key_store
 
@@ -35,10 +36,12 @@ def signin():
         raise ApiError(429, "signin_locked", str(exc), retry_after_s=exc.retry_after_s) from exc
     try:
         key = key_store().authenticate(token)
-    except InvalidKeyError:
+    except InvalidKeyError as exc:
         throttle().record_failure(subjects)
+        trail.record("signin.failed", {"subjects": subjects, "reason": str(exc)}, required=False)
         return render_template("signin.html", error="That key is not valid."), 401
     throttle().record_success(subjects)
+    trail.record("signin.succeeded", {"key_id": key.key_id, "role": key.role.value})
     session.clear()  # a fresh session (and CSRF token) at every sign-in: no fixation
     session["key_id"] = key.key_id
     session.permanent = True
@@ -48,5 +51,6 @@ def signin():
 
 @blueprint.post("/signout")
 def signout():
+    trail.record("signout", {}, required=False)
     session.clear()
     return redirect(url_for("ui.index"))

@@ -112,8 +112,12 @@ class Budget:
     """The per-request inference time budget, checked between the stages of a prediction."""
 
     def __init__(self, seconds: float) -> None:
-        self.deadline = time.perf_counter() + seconds
+        self.started = time.perf_counter()
+        self.deadline = self.started + seconds
         self.seconds = seconds
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
 
     def check(self, stage: str) -> None:
         if time.perf_counter() > self.deadline:
