@@ -70,3 +70,9 @@ def test_every_trusted_key_is_a_public_key() -> None:
 )
 def test_the_unsafe_loading_pattern(line: str, unsafe: bool) -> None:
     assert bool(UNSAFE_LOADING.search(line)) is unsafe
+
+
+def test_no_instance_state_is_tracked() -> None:
+    """instance/ holds the database, the generated secret key and the audit signing key."""
+    tracked = [p.relative_to(REPO_ROOT).as_posix() for p in tracked_files()]
+    assert [p for p in tracked if p.startswith("instance/") or p.endswith("secret_key")] == []
