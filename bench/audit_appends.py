@@ -31,8 +31,11 @@ DETAILS = {
 }
 
 
+SIGNER = CheckpointSigner(ec.derive_private_key(20261123, ec.SECP256R1()))  # a fixed benchmark-only key
+
+
 def append_many(url: str, count: int) -> None:
-    store = AuditStore(audit_engine(url), CheckpointSigner(ec.generate_private_key(ec.SECP256R1())))
+    store = AuditStore(audit_engine(url), SIGNER)
     for number in range(count):
         store.append("prediction", "anonymous:0123456789abcdef", f"bench-{number}", DETAILS)
     store.engine.dispose()
@@ -47,7 +50,7 @@ def rate(url: str, records: int, writers: int) -> float:
         with multiprocessing.get_context("spawn").Pool(writers) as pool:
             pool.starmap(append_many, [(url, records // writers)] * writers)
     elapsed = time.perf_counter() - started
-    assert AuditStore(audit_engine(url)).verify({}).ok
+    assert AuditStore(audit_engine(url)).verify({SIGNER.key_id: SIGNER.private_key.public_key()}).ok
     return records / elapsed
 
 
