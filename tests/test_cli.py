@@ -164,3 +164,56 @@ class TestKeysCommands:
     def test_an_unknown_role_is_a_usage_error(self, runner: CliRunner) -> None:
         result = runner.invoke(cli, ["keys", "create", "--role", "root", "--name", "x"])
         assert result.exit_code == 2
+
+
+class TestCommandLineChangesAreAudited:
+    def test_key_commands_append_to_the_trail(self, tmp_path: Path, monkeypatch, capsys) -> None:
+        from digitguard.audit.store import AuditStore, audit_engine
+
+        monkeypatch.setenv("DIGITGUARD_INSTANCE_DIR", str(tmp_path / "instance"))
+        db = f"sqlite:///{tmp_path / 'state.db'}"
+        main(["keys", "create", "--role", "admin", "--name", "ops", "--db", db])
+        key_id = capsys.readouterr().out.strip().split("_")[1]
+        main(["keys", "revoke", key_id, "--db", db])
+        trail = AuditStore(audit_engine(db))
+        records = [json.loads(row.body) for row in trail.rows()]
+        assert [(r["kind"], r["details"]["key_id"]) for r in records] == [
+            ("key.created", key_id),
+            ("key.revoked", key_id),
+        ]
+        assert records[0]["principal"].startswith("cli:")
+        assert trail.verify({}).ok
+
+    def test_a_training_run_can_be_recorded(
+        self, tmp_path: Path, mnist_dir: Path, trusted_key, monkeypatch, capsys
+    ):
+        from digitguard.audit.store import AuditStore, audit_engine
+
+        monkeypatch.setenv("DIGITGUARD_INSTANCE_DIR", str(tmp_path / "instance"))
+        db = f"sqlite:///{tmp_path / 'trail.db'}"
+        main(
+            [
+                "train",
+                "--data-dir",
+                str(mnist_dir),
+                "--out",
+                str(tmp_path / "m"),
+                "--key",
+                str(trusted_key.private),
+                "--epochs",
+                "1",
+                "--limit",
+                "600",
+                "--validation-size",
+                "100",
+                "--no-augment",
+                "--quiet",
+                "--audit-db",
+                db,
+            ]
+        )
+        (row,) = AuditStore(audit_engine(db)).rows()
+        record = json.loads(row.body)
+        assert record["kind"] == "training.finished"
+        assert record["details"]["data"]["verified"] is True
+        assert len(record["details"]["weights_sha256"]) == 64

@@ -128,6 +128,9 @@ def data_verify(data_dir: Path | None) -> None:
 )
 @click.option("--name", default=None, help="Model name for the manifest (default: the --out directory name).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "--audit-db", default=None, help="Also record the training run in this audit trail (database URL)."
+)
 def train(
     data_dir: Path | None,
     out: Path,
@@ -136,6 +139,7 @@ def train(
     allow_unverified: bool,
     name: str | None,
     quiet: bool,
+    audit_db: str | None,
     **settings: object,
 ) -> None:
     """Train a model on verified MNIST and write a signed model directory."""
@@ -170,6 +174,22 @@ def train(
         click.echo("interrupted: the last completed epoch is checkpointed; run again with --resume", err=True)
         sys.exit(130)
     metrics = outcome.manifest.metrics
+    if audit_db:
+        manifest = outcome.manifest
+        _audit_cli_event(
+            audit_db,
+            "training.finished",
+            {
+                "model": str(outcome.out),
+                "weights_sha256": manifest.weights_sha256,
+                "architecture": manifest.architecture,
+                "data": manifest.data,
+                "created_by": manifest.created_by,
+                "git_commit": manifest.git_commit,
+                "test_accuracy": metrics["test_accuracy"],
+                "training": {k: v for k, v in manifest.training.items() if k != "history"},
+            },
+        )
     click.echo(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_samples']} images")
     click.echo(f"validation accuracy {metrics['validation_accuracy']}")
     click.echo(f"weights sha256 {outcome.manifest.weights_sha256}")
@@ -370,6 +390,23 @@ def _key_store(database_url: str | None):
     return KeyStore(connect(database_url or default_database_url()))
 
 
+def _audit_cli_event(database_url: str | None, kind: str, details: dict[str, object]) -> None:
+    """Record a change made from the command line in the same trail the server writes."""
+    import getpass
+    import socket
+
+    from digitguard.audit.keys import ensure_signer
+    from digitguard.audit.store import AuditStore, audit_engine
+    from digitguard.paths import default_database_url, instance_dir
+
+    store = AuditStore(
+        audit_engine(database_url or default_database_url()),
+        ensure_signer(instance_dir() / "audit-signing.pem"),
+    )
+    store.append(kind, f"cli:{getpass.getuser()}@{socket.gethostname()}", None, details)
+    store.engine.dispose()
+
+
 @keys.command("create")
 @click.option("--role", type=click.Choice(["predict", "reviewer", "admin"]), required=True)
 @click.option("--name", required=True, help="Who or what the key is for.")
@@ -379,6 +416,9 @@ def keys_create(role: str, name: str, database_url: str | None) -> None:
     from digitguard.security.keys import Role
 
     created = _key_store(database_url).create(name, Role(role))
+    _audit_cli_event(
+        database_url, "key.created", {"key_id": created.key.key_id, "name": created.key.name, "role": role}
+    )
     click.echo(
         f"created key {created.key.key_id} ({created.key.role.value}) for {created.key.name}", err=True
     )
@@ -418,6 +458,7 @@ def _key_dict(key) -> dict[str, object]:
 def keys_revoke(key_id: str, database_url: str | None) -> None:
     """Revoke a key; every replica refuses it from the next request on."""
     key = _key_store(database_url).revoke(key_id)
+    _audit_cli_event(database_url, "key.revoked", {"key_id": key.key_id, "name": key.name})
     click.echo(f"revoked {key.key_id} ({key.name})")
 
 
