@@ -542,6 +542,52 @@ def audit_show(database_url: str | None, request_id: str) -> None:
         )
 
 
+@cli.group()
+def model() -> None:
+    """Operate on the model a running server serves."""
+
+
+@model.command("reload")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The server's base URL.")
+@click.option(
+    "--model", "model_dir", default=None, help="Server-side model directory (default: the current one)."
+)
+@click.option(
+    "--token-env",
+    default="DIGITGUARD_API_KEY",
+    show_default=True,
+    help="Environment variable holding an admin API key (kept out of the command line).",
+)
+def model_reload(url: str, model_dir: str | None, token_env: str) -> None:
+    """Ask the server to verify a model and serve it; the old model stays if verification fails."""
+    import urllib.error
+    import urllib.request
+
+    token = os.environ.get(token_env)
+    if not token:
+        raise click.UsageError(f"set ${token_env} to an admin API key")
+    if not url.startswith(("http://", "https://")):
+        raise click.BadParameter("the URL must be http:// or https://", param_hint="--url")
+    # The scheme is checked just above.
+    request = urllib.request.Request(  # noqa: S310
+        url.rstrip("/") + "/api/v1/model/reload",
+        method="POST",
+        data=json.dumps({"model_dir": model_dir} if model_dir else {}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310  # nosec B310
+            body = json.load(response)
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}")
+        click.echo(f"error: {exc.code} {detail.get('error')}: {detail.get('message')}", err=True)
+        sys.exit(3 if exc.code == 422 else 2)
+    except urllib.error.URLError as exc:
+        click.echo(f"error: cannot reach {url}: {exc.reason}", err=True)
+        sys.exit(2)
+    click.echo(f"serving {body['model']} (weights sha256 {body['model_sha256']}) from {body['path']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, standalone_mode=False)

@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/v1/keys"): admins_only(200),
     ("POST", "/api/v1/keys"): admins_only(201),
     ("POST", "/api/v1/keys/<key_id>/revoke"): admins_only(200),
+    ("POST", "/api/v1/model/reload"): admins_only(200),
     ("GET", "/signin"): everyone(200),
     ("POST", "/signin"): everyone(403),  # no CSRF token in this request: refused for everyone
     ("POST", "/signout"): {"anonymous": 401, "predict": 302, "reviewer": 302, "admin": 302},

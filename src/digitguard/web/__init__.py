@@ -67,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_CHECKPOINT_EVERY": 100,
     "AUDIT_STORE_INPUTS": False,
     "AUDIT_RAW_ADDRESSES": False,
+    "MODEL_CHECK_INTERVAL_S": 10.0,
 }
 
 
@@ -90,6 +91,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     predictor = _predictor(app)
     app.extensions[EXTENSION] = predictor
     database_url = app.config["DATABASE_URL"] or default_database_url()
+    from digitguard.web import lifecycle
+
     engine = connect(database_url)
     app.extensions["digitguard.engine"] = engine
     app.extensions["digitguard.keys"] = KeyStore(engine)
@@ -102,6 +105,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     _register(app, predictor)
     from digitguard.web import trail
 
+    lifecycle.install(app)
     trail.install(app, database_url).append(
         "model.loaded",
         "system",

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from digitguard.inference.predictor import check_pixels
 from digitguard.inference.preprocess import decode_png, to_mnist
-from digitguard.web import admin, predictor_of, trail
+from digitguard.web import admin, lifecycle, predictor_of, trail
 from digitguard.web.errors import ApiError
 from digitguard.web.limits import Budget, inference_slot
 from digitguard.web.openapi import openapi_document
@@ -72,6 +72,7 @@ def _details(predictor, digit28: np.ndarray, top_class: int) -> dict[str, object
 blueprint.add_url_rule("/keys", "keys_list", admin.keys_list, methods=["GET"])
 blueprint.add_url_rule("/keys", "keys_create", admin.keys_create, methods=["POST"])
 blueprint.add_url_rule("/keys/<key_id>/revoke", "keys_revoke", admin.keys_revoke, methods=["POST"])
+blueprint.add_url_rule("/model/reload", "model_reload", lifecycle.reload_model, methods=["POST"])
 
 
 @blueprint.get("/openapi.json")

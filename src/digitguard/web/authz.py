@@ -33,6 +33,7 @@ RULES: dict[str, frozenset[str]] = {
     "api.keys_list": ADMINS,
     "api.keys_create": ADMINS,
     "api.keys_revoke": ADMINS,
+    "api.model_reload": ADMINS,
     "auth.signin_form": EVERYONE,
     "auth.signin": EVERYONE,
     "auth.signout": SIGNED_IN,

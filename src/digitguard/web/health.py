@@ -19,6 +19,12 @@ def readyz():
     predictor = current_app.extensions.get(EXTENSION)
     if predictor is None:  # cannot happen through create_app; kept so readiness never lies
         return jsonify(status="not_ready", error="no_verified_model"), 503
+    from digitguard.web.lifecycle import files_intact
+
+    if not files_intact(current_app):
+        return jsonify(
+            status="not_ready", error="model_files_changed", model_sha256=predictor.model_sha256
+        ), 503
     manifest = predictor.verified.manifest
     return jsonify(
         status="ready",

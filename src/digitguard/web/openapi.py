@@ -125,6 +125,11 @@ SCHEMAS: dict[str, Any] = {
         "required": ["key"],
         "properties": {"key": {"$ref": "#/components/schemas/ApiKey"}},
     },
+    "Reloaded": {
+        "type": "object",
+        "required": ["model_sha256", "model", "path"],
+        "properties": {"model_sha256": SHA256, "model": {"type": "string"}, "path": {"type": "string"}},
+    },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "alive"}}},
     "Ready": {
         "type": "object",
@@ -261,6 +266,25 @@ def openapi_document() -> dict[str, Any]:
                     responses={"404": _error("No such key")},
                 )
             },
+            "/api/v1/model/reload": {
+                "post": _admin_json(
+                    "model_reload",
+                    "Verify a model directory and serve it (all workers follow)",
+                    ("200", "Reloaded", "The model now served"),
+                    requestBody={
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "object", "properties": {"model_dir": {"type": "string"}}}
+                            }
+                        },
+                    },
+                    responses={
+                        "400": _error("Malformed JSON"),
+                        "422": _error("The model failed verification; the old one keeps serving"),
+                    },
+                )
+            },
             "/metrics": {
                 "get": _html(
                     "Prometheus metrics (admins)", "metrics", {"200": "text/plain exposition", **ADMIN_ONLY}
@@ -322,7 +346,10 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "readyz",
                     "summary": "Readiness: a signature-verified model is loaded",
-                    "responses": {"200": _ok("Ready", "Ready"), "503": _error("No verified model")},
+                    "responses": {
+                        "200": _ok("Ready", "Ready"),
+                        "503": _error("The served model's files changed or vanished on disk"),
+                    },
                 }
             },
         },
