@@ -463,6 +463,38 @@ def keys_revoke(key_id: str, database_url: str | None) -> None:
 
 
 @cli.group()
+def db() -> None:
+    """The database schema (keys, lock-outs, model target, audit trail)."""
+
+
+@db.command("upgrade")
+@db_option
+def db_upgrade(database_url: str | None) -> None:
+    """Apply any missing schema migrations (also done automatically at start)."""
+    import sqlalchemy as sa
+
+    from digitguard.migrations import migrate
+    from digitguard.paths import default_database_url
+
+    click.echo(f"schema at version {migrate(sa.create_engine(database_url or default_database_url()))}")
+
+
+@db.command("version")
+@db_option
+def db_version(database_url: str | None) -> None:
+    """Print the schema version of the database and the newest this code knows."""
+    import sqlalchemy as sa
+
+    from digitguard.migrations import LATEST, current_version
+    from digitguard.paths import default_database_url
+
+    with sa.create_engine(database_url or default_database_url()).begin() as connection:
+        click.echo(
+            f"database schema version {current_version(connection)}; this digitguard knows up to {LATEST}"
+        )
+
+
+@cli.group()
 def audit() -> None:
     """Verify, export and query the tamper-evident audit trail."""
 

@@ -113,8 +113,10 @@ class AuditStore:
         self.engine = engine
         self.signer = signer
         self.checkpoint_every = checkpoint_every
+        from digitguard.migrations import migrate
+
+        migrate(engine)
         try:
-            metadata.create_all(engine)
             with engine.begin() as connection:
                 if connection.execute(sa.select(audit_head.c.id)).first() is None:
                     connection.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS_HASH))

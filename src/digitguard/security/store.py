@@ -54,6 +54,16 @@ signin_failures = sa.Table(
 )
 
 
+model_target = sa.Table(
+    "model_target",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("model_dir", sa.Text, nullable=False),
+    sa.Column("weights_sha256", sa.String(64), nullable=False),
+    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 class StoreError(DigitguardError):
     exit_code = 2
 

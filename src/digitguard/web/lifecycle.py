@@ -23,18 +23,9 @@ from flask import Flask, current_app, jsonify, request
 from digitguard.errors import ModelError
 from digitguard.inference.predictor import Predictor
 from digitguard.models.artifact import ARTIFACT_FILES, load_verified
-from digitguard.security.store import metadata, now
+from digitguard.security.store import model_target, now
 from digitguard.web import EXTENSION, trail
 from digitguard.web.errors import ApiError
-
-model_target = sa.Table(
-    "model_target",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("model_dir", sa.Text, nullable=False),
-    sa.Column("weights_sha256", sa.String(64), nullable=False),
-    sa.Column("set_at", sa.DateTime(timezone=True), nullable=False),
-)
 
 
 def file_hashes(model_dir: Path) -> dict[str, str | None]:
