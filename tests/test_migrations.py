@@ -60,3 +60,15 @@ def test_the_cli_reports_and_upgrades(tmp_path: Path, capsys) -> None:
     assert "database schema version 0" in capsys.readouterr().out
     main(["db", "upgrade", "--db", url])
     assert f"schema at version {LATEST}" in capsys.readouterr().out
+
+
+def test_every_store_refuses_a_newer_schema(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = sa.create_engine(url)
+    migrate(engine)
+    with engine.begin() as connection:
+        connection.execute(schema_version.update().values(version=LATEST + 1))
+    with pytest.raises(SystemExit) as refused:
+        main(["keys", "list", "--db", url])
+    assert refused.value.code == 2
+    assert "newer than this digitguard" in capsys.readouterr().err

@@ -18,7 +18,6 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from digitguard.audit.chain import (
@@ -30,6 +29,7 @@ from digitguard.audit.chain import (
     verify_chain,
 )
 from digitguard.audit.record import GENESIS_HASH, AuditRecord, parse_record
+from digitguard.db import engine_for
 from digitguard.errors import DigitguardError
 
 metadata = sa.MetaData()
@@ -82,24 +82,8 @@ class CheckpointSigner:
 
 
 def audit_engine(url: str) -> Engine:
-    """An engine for the trail; SQLite connections begin every transaction with BEGIN IMMEDIATE."""
-    engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-    if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
-    return engine
-
-
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN IMMEDIATE
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")  # a returned prediction's record is on disk
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+    """An engine for the trail; on SQLite every transaction takes the write lock up front."""
+    return engine_for(url, immediate=True)
 
 
 def now_iso() -> str:

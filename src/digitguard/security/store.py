@@ -12,13 +12,12 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from digitguard.db import engine_for
 from digitguard.errors import DigitguardError
 from digitguard.security.keys import (
     ApiKey,
@@ -69,30 +68,12 @@ class StoreError(DigitguardError):
 
 
 def connect(url: str) -> Engine:
-    """An engine for ``url`` with the schema created; SQLite gets WAL and a busy timeout."""
-    is_sqlite = sa.engine.make_url(url).get_backend_name() == "sqlite"
-    # A network database may drop idle connections; a local SQLite file does not need the ping.
-    engine = sa.create_engine(url, pool_pre_ping=not is_sqlite)
-    if is_sqlite:
-        database = engine.url.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        event.listen(engine, "connect", _sqlite_pragmas)
-    try:
-        metadata.create_all(engine)
-    except sa.exc.SQLAlchemyError as exc:
-        raise StoreError(
-            f"database {engine.url.render_as_string(hide_password=True)} unusable: {exc}"
-        ) from exc
+    """An engine for ``url`` with the schema migrated to the version this code knows."""
+    from digitguard.migrations import migrate
+
+    engine = engine_for(url)
+    migrate(engine)
     return engine
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.close()
 
 
 def now() -> datetime:
