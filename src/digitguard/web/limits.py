@@ -8,7 +8,8 @@ Limits on ``POST /api/v1/predict``:
 - every caller: ``IP_LIMIT`` per client address (default 1200/minute).
 
 ``SIGNIN_LIMIT`` (default 10/minute per address) guards the sign-in form on top of the growing
-lock-outs. Storage is ``RATELIMIT_STORAGE_URI``: ``memory://`` (one process) or
+lock-outs. Storage is ``RATELIMIT_STORAGE_URI``: ``fixed-memory://`` (one process, see
+:mod:`digitguard.web.limit_storage`; ``limits``' own ``memory://`` works too, slower) or
 ``redis://host:port`` (shared by every worker and replica).
 """
 
@@ -23,11 +24,12 @@ from typing import Any
 from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 
+from digitguard.web import limit_storage  # noqa: F401 (registers the fixed-memory:// scheme)
 from digitguard.web.errors import ApiError
 from digitguard.web.identity import client_address
 
 LIMIT_DEFAULTS = {
-    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_STORAGE_URI": "fixed-memory://",
     "RATELIMIT_STRATEGY": "fixed-window",
     # Retry-After is set by our 429 handler; Flask-Limiter's own headers would also stamp a
     # Retry-After on responses that are not rate-limit refusals (e.g. sign-in lock-outs).
