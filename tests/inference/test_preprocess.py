@@ -160,3 +160,26 @@ class TestDecodePng:
         except NothingDrawnError:
             return
         assert digit.shape == (28, 28) and np.isfinite(digit).all()
+
+
+def _composite_reference(image: Image.Image) -> np.ndarray:
+    """The textbook way: alpha-composite onto opaque white, then convert to grey."""
+    rgba = image.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return np.asarray(Image.alpha_composite(white, rgba).convert("L")).astype(int)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P-transparent"])
+def test_transparency_is_composited_onto_white_paper_like_the_textbook_composite(mode: str) -> None:
+    rng = np.random.default_rng(7)
+    rgba = Image.fromarray(rng.integers(0, 256, (40, 50, 4), dtype=np.uint8), "RGBA")
+    if mode == "LA":
+        image = rgba.convert("LA")
+    elif mode == "P-transparent":
+        image = rgba.convert("RGB").quantize(16)
+        image.info["transparency"] = 3
+        image = Image.open(io.BytesIO(png_bytes(image)))
+    else:
+        image = rgba
+    decoded = decode_png(png_bytes(image)).astype(int)
+    assert np.abs(decoded - _composite_reference(Image.open(io.BytesIO(png_bytes(image))))).max() <= 1

@@ -58,9 +58,12 @@ def decode_png(data: bytes, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SI
 
 def _grey(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        # A canvas is transparent where nothing was drawn: composite onto white paper.
-        rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        # A canvas is transparent where nothing was drawn: composite onto white paper. Blending
+        # the grey levels by alpha equals converting an RGBA composite to grey (within one level
+        # of rounding) at a quarter of the cost on a 280×280 canvas.
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        paper = Image.new("L", rgba.size, 255)
+        return np.asarray(Image.composite(rgba.convert("L"), paper, rgba.getchannel("A")))
     return np.asarray(image.convert("L"))
 
 
