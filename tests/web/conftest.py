@@ -43,6 +43,9 @@ def app_config(test_model_dir: Path, trusted_key: KeyPair, database_url: str) ->
         # Tests that are not about rate limits must not trip them; tests/web/test_limits.py sets its own.
         "ANONYMOUS_LIMIT": "100000/minute",
         "IP_LIMIT": "100000/minute",
+        # Likewise the inference budget (tests/web/test_limits.py tests it): a loaded test machine
+        # can take more than the default 2 s for an Integrated Gradients explanation.
+        "INFERENCE_BUDGET_S": 60.0,
     }
 
 
@@ -69,5 +72,6 @@ def shipped_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
             "DATABASE_URL": f"sqlite:///{database}",
             "ANONYMOUS_LIMIT": "100000/minute",
             "IP_LIMIT": "100000/minute",
+            "INFERENCE_BUDGET_S": 60.0,
         }
     )
