@@ -17,6 +17,7 @@ import click
 import platformdirs
 
 from digitguard.errors import DigitguardError
+from digitguard.review_cli import review
 
 DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
 MIRRORS_ENV = "DIGITGUARD_MNIST_MIRRORS"
@@ -46,6 +47,9 @@ trust_option = click.option(
 @click.version_option(package_name="digitguard")
 def cli() -> None:
     """digitguard: verified MNIST data, signed models, and the tools to attack and audit them."""
+
+
+cli.add_command(review)
 
 
 @cli.group()

@@ -1,4 +1,5 @@
-"""Versioned schema migrations for digitguard's database (keys, lock-outs, model target, audit trail).
+"""Versioned schema migrations for digitguard's database (keys, lock-outs, model target, audit trail,
+review queue).
 
 A small, explicit equivalent of Alembic: ``schema_version`` holds the applied version and
 ``MIGRATIONS`` lists each step in order. ``migrate`` applies the missing steps in one transaction
@@ -40,8 +41,15 @@ def _v1_initial(connection: Connection) -> None:
     audit_store.metadata.create_all(connection)
 
 
+def _v2_review_queue(connection: Connection) -> None:
+    from digitguard.review import store as review_store
+
+    review_store.metadata.create_all(connection)
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "keys, sign-in lock-outs, model target, audit trail", _v1_initial),
+    (2, "human review queue", _v2_review_queue),
 ]
 LATEST = MIGRATIONS[-1][0]
 

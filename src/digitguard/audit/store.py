@@ -9,7 +9,7 @@ transaction, so a crash leaves either all of them or none.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,11 +108,23 @@ class AuditStore:
             raise AuditStoreError(f"audit trail database unusable: {exc}") from exc
 
     def append(
-        self, kind: str, principal: str, request_id: str | None, details: dict[str, Any]
+        self,
+        kind: str,
+        principal: str,
+        request_id: str | None,
+        details: dict[str, Any],
+        also: Callable[[Connection], object] | None = None,
     ) -> AuditRecord:
-        """Append one record at the head of the chain; raises :class:`AuditStoreError` if not durable."""
+        """Append one record at the head of the chain; raises :class:`AuditStoreError` if not durable.
+
+        ``also`` runs first in the same transaction (e.g. the review queue's write for this
+        decision): the record and that write are both committed or neither is. It needs this
+        SQLAlchemy connection, so an append with ``also`` must never take a path that bypasses it.
+        """
         try:
             with self.engine.begin() as connection:
+                if also is not None:
+                    also(connection)
                 return self._append(connection, kind, principal, request_id, details)
         except sa.exc.SQLAlchemyError as exc:
             raise AuditStoreError(f"audit record not written: {exc}") from exc

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, current_app, g
+from sqlalchemy.engine import Connection
 
 from digitguard.audit.keys import ensure_signer
 from digitguard.audit.store import AuditStore, AuditStoreError, audit_engine
@@ -36,11 +38,20 @@ def principal_label() -> str:
     return f"anonymous:{digest.hexdigest()[:16]}"
 
 
-def record(kind: str, details: dict[str, Any], *, required: bool = True) -> None:
-    """Append to the trail; when ``required``, a failed write refuses the request with 503."""
+def record(
+    kind: str,
+    details: dict[str, Any],
+    *,
+    required: bool = True,
+    also: Callable[[Connection], object] | None = None,
+) -> None:
+    """Append to the trail; when ``required``, a failed write refuses the request with 503.
+
+    ``also`` is written in the record's transaction (see :meth:`AuditStore.append`).
+    """
     store: AuditStore = current_app.extensions["digitguard.trail"]
     try:
-        store.append(kind, principal_label(), g.get("request_id"), details)
+        store.append(kind, principal_label(), g.get("request_id"), details, also)
     except AuditStoreError as exc:
         current_app.logger.error("audit write failed: %s", exc)
         if required:
