@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from digitguard.security.keys import Role, parse_token
 from digitguard.web import create_app
+from tests.review.conftest import a_sample
 
 PIXELS = {"pixels": [[1.0 if 4 <= row < 24 and col == 14 else 0.0 for col in range(28)] for row in range(28)]}
 ROLES = ("anonymous", "predict", "reviewer", "admin")
@@ -21,6 +22,10 @@ def everyone(status: int) -> dict[str, int]:
 
 def admins_only(ok: int) -> dict[str, int]:
     return {"anonymous": 401, "predict": 403, "reviewer": 403, "admin": ok}
+
+
+def reviewers(ok: int) -> dict[str, int]:
+    return {"anonymous": 401, "predict": 403, "reviewer": ok, "admin": ok}
 
 
 # The expected status of every route for every caller. Written independently of the app's
@@ -43,7 +48,21 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/admin/keys"): admins_only(200),
     ("POST", "/admin/keys/<key_id>/revoke"): admins_only(302),
     ("GET", "/metrics"): admins_only(200),
+    ("POST", "/api/v1/predictions/<request_id>/flag"): everyone(201),  # each flags its own answer
+    ("GET", "/review"): reviewers(200),
+    ("GET", "/review/<item_id>"): reviewers(200),
+    ("GET", "/review/<item_id>/input.png"): reviewers(200),
+    ("POST", "/review/<item_id>"): reviewers(302),  # Bearer, not a session: no CSRF token needed
+    ("GET", "/api/v1/review/items"): reviewers(200),
+    ("POST", "/api/v1/review/items/<item_id>"): reviewers(200),
 }
+
+
+@pytest.fixture
+def app_config(app_config: dict) -> dict:
+    # Answers rather than abstentions (the test model is untrained): an abstention is queued at
+    # once, so flagging it would be 409 and the flag route's 201 would be out of reach.
+    return {**app_config, "ABSTAIN_BELOW": 0.0}
 
 
 @pytest.fixture
@@ -63,10 +82,19 @@ def call(client: FlaskClient, app: Flask, method: str, rule: str, token: str | N
     victim = app.extensions["digitguard.keys"].create("victim", Role.PREDICT).key.key_id
     path = rule.replace("<key_id>", victim).replace("<path:filename>", "app.css")
     kwargs: dict = {"headers": bearer(token)}
-    if rule == "/api/v1/predict":
+    if "<item_id>" in rule:
+        path = path.replace("<item_id>", str(app.extensions["digitguard.review"].enqueue(a_sample()).id))
+    if "<request_id>" in rule:  # the caller's own prediction, flagged with the input it was answered
+        answered = client.post("/api/v1/predict", json=PIXELS, headers=bearer(token)).get_json()
+        path = path.replace("<request_id>", answered["request_id"])
+    if rule in ("/api/v1/predict", "/api/v1/predictions/<request_id>/flag"):
         kwargs["json"] = PIXELS
     elif rule == "/api/v1/keys" and method == "POST":
         kwargs["json"] = {"name": "new", "role": "predict"}
+    elif rule == "/api/v1/review/items/<item_id>":
+        kwargs["json"] = {"label": 3}
+    elif rule == "/review/<item_id>" and method == "POST":
+        kwargs["data"] = {"label": "3"}
     response = client.open(path, method=method, **kwargs)
     response.close()
     return response

@@ -108,3 +108,21 @@ def test_the_page_fits_a_phone_screen(live_server: str, page) -> None:
     pad = phone.locator("#pad").bounding_box()
     assert pad["width"] <= 375 and pad["width"] >= 250
     context.close()
+
+
+def test_a_wrong_answer_is_flagged_for_human_review(page, shipped_app: Flask) -> None:
+    page.click("#clear")
+    draw(page, DIGITS["7"])
+    page.click("#recognise")
+    page.locator("#digit:not([data-state='idle'])").wait_for(timeout=15_000)
+    page.select_option("#flag-label", "1")
+    page.click("#flag-button")  # the page posts back the 28×28 input it was shown
+    page.locator("#status:has-text('a person will review')").wait_for(timeout=10_000)
+    assert page.locator("#flag").is_hidden()
+    flagged = [
+        item
+        for item in shipped_app.extensions["digitguard.review"].items(limit=100)
+        if item.sample.reason.value == "flagged"
+    ]
+    assert [(item.sample.digit, item.sample.suggested_label) for item in flagged] == [(7, 1)]
+    assert page.console_errors == []

@@ -3,6 +3,7 @@
 - ``ui``: the drawing page (static JS/CSS only, so a strict CSP holds).
 - ``api``: ``POST /api/v1/predict`` and the OpenAPI 3.1 document.
 - ``health``: ``/healthz`` (alive) and ``/readyz`` (a verified model is loaded).
+- ``review``: the human review queue (flags, reviewer pages and API); see ``web/review.py``.
 
 The app is built around a :class:`~digitguard.inference.predictor.Predictor`,
 which only exists for a model that passed :func:`load_verified`: an app
@@ -25,6 +26,7 @@ from digitguard.errors import DigitguardError
 from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, Predictor
 from digitguard.models.artifact import load_verified
 from digitguard.paths import default_database_url, instance_dir
+from digitguard.review.store import ReviewStore
 from digitguard.security.store import KeyStore, connect
 from digitguard.security.throttle import SigninThrottle
 
@@ -175,6 +177,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
         limits,
         logs,
         metrics,
+        review,
         security,
         ui,
     )
@@ -194,9 +197,13 @@ def _register(app: Flask, predictor: Predictor) -> None:
         auth.blueprint,
         admin.blueprint,
         metrics.blueprint,
+        review.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.extensions["digitguard.limiter"] = limits.install(app)
+    review.install(
+        app, ReviewStore(app.extensions["digitguard.engine"]), app.extensions["digitguard.limiter"]
+    )
     errors.register(app)
     security.register(app)
     logs.register(app)

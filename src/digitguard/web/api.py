@@ -9,7 +9,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from digitguard.inference.predictor import check_pixels
 from digitguard.inference.preprocess import decode_png, to_mnist
-from digitguard.web import admin, lifecycle, predictor_of, trail
+from digitguard.review.queue import input_bytes
+from digitguard.web import admin, lifecycle, predictor_of, review, trail
 from digitguard.web.errors import ApiError
 from digitguard.web.limits import Budget, inference_slot
 from digitguard.web.openapi import openapi_document
@@ -30,7 +31,9 @@ def predict():
         budget.check("inference")
         details = _details(predictor, digit28, prediction.top_class) if _wants_details() else {}
         budget.check("explanation")
-    trail.record("prediction", _audit_details(digit28, prediction, budget))
+    # An abstention enters the review queue in the same transaction as its record (or the request fails).
+    queued = review.queue_abstention(digit28, prediction)
+    trail.record("prediction", _audit_details(digit28, prediction, budget), also=queued)
     current_app.extensions["digitguard.metrics"].prediction(prediction.abstained)
     body = {
         "digit": prediction.digit,
@@ -49,6 +52,8 @@ def predict():
 def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str, object]:
     details: dict[str, object] = {
         "input_sha256": hashlib.sha256(np.ascontiguousarray(digit28, dtype=np.float32).tobytes()).hexdigest(),
+        # The input as the review queue stores it (784 bytes): what a flag must post back.
+        "input_u8_sha256": hashlib.sha256(input_bytes(digit28)).hexdigest(),
         "model_sha256": prediction.model_sha256,
         "digit": prediction.digit,
         "abstained": prediction.abstained,

@@ -41,6 +41,14 @@ RULES: dict[str, frozenset[str]] = {
     "admin.keys_page": ADMINS,
     "admin.revoke_form": ADMINS,
     "metrics.metrics": ADMINS,
+    # Whoever may predict may flag an answer they received as wrong (web/review.py checks it was theirs).
+    "review.flag": frozenset({ANONYMOUS_IF_ENABLED, Role.PREDICT, Role.REVIEWER, Role.ADMIN}),
+    "review.queue_page": REVIEWERS,
+    "review.item_page": REVIEWERS,
+    "review.input_png": REVIEWERS,
+    "review.decide_form": REVIEWERS,
+    "review.items_list": REVIEWERS,
+    "review.item_decide": REVIEWERS,
 }
 CSRF_ALWAYS = frozenset({"auth.signin"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

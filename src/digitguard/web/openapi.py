@@ -19,6 +19,23 @@ GRID = {
     "items": {"type": "array", "minItems": 28, "maxItems": 28, "items": {"type": "number"}},
 }
 SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+PIXELS_GRID = {
+    "type": "array",
+    "minItems": 28,
+    "maxItems": 28,
+    "items": {
+        "type": "array",
+        "minItems": 28,
+        "maxItems": 28,
+        "items": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+    # An all-zero grid is "nothing drawn" (422): at least one pixel must carry ink.
+    "contains": {"type": "array", "contains": {"type": "number", "exclusiveMinimum": 0}},
+}
+LABEL = {
+    "oneOf": [{"type": "integer", "minimum": 0, "maximum": 9}, {"const": "not_a_digit"}],
+    "description": "the true digit, or not_a_digit for inputs that must not become training data",
+}
 
 SCHEMAS: dict[str, Any] = {
     "Prediction": {
@@ -130,6 +147,106 @@ SCHEMAS: dict[str, Any] = {
         "required": ["model_sha256", "model", "path"],
         "properties": {"model_sha256": SHA256, "model": {"type": "string"}, "path": {"type": "string"}},
     },
+    "FlagRequest": {
+        "type": "object",
+        "required": ["pixels"],
+        "properties": {
+            "pixels": {
+                **PIXELS_GRID,
+                "description": "the 28x28 input the prediction returned with ?details=1 (or the pixels sent)",
+            },
+            "label": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": 9,
+                "description": "the digit the user says is right (shown to reviewers; unverified)",
+            },
+        },
+    },
+    "Flagged": {
+        "type": "object",
+        "required": ["request_id", "reason", "status", "suggested_label"],
+        "additionalProperties": False,
+        "properties": {
+            "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "reason": {"const": "flagged"},
+            "status": {"const": "pending"},
+            "suggested_label": {"type": ["integer", "null"], "minimum": 0, "maximum": 9},
+        },
+    },
+    "ReviewItem": {
+        "type": "object",
+        "required": [
+            "id",
+            "request_id",
+            "created_at",
+            "reason",
+            "status",
+            "input",
+            "input_sha256",
+            "model_sha256",
+            "digit",
+            "probabilities",
+            "confidence",
+            "suggested_label",
+            "label",
+            "reviewer",
+            "reviewed_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "request_id": {"type": "string"},
+            "created_at": {"type": "string"},
+            "reason": {"enum": ["abstained", "flagged"]},
+            "status": {"enum": ["pending", "labelled", "not_a_digit"]},
+            "input": {
+                "type": "array",
+                "minItems": 28,
+                "maxItems": 28,
+                "items": {
+                    "type": "array",
+                    "minItems": 28,
+                    "maxItems": 28,
+                    "items": {"type": "integer", "minimum": 0, "maximum": 255},
+                },
+                "description": "the 28x28 model input as bytes, ink = 255 (as in MNIST)",
+            },
+            "input_sha256": {**SHA256, "description": "SHA-256 of the 784 input bytes, row by row"},
+            "model_sha256": SHA256,
+            "digit": {"type": ["integer", "null"], "minimum": 0, "maximum": 9, "description": "the answer"},
+            "probabilities": PROBABILITIES,
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "suggested_label": {"type": ["integer", "null"], "minimum": 0, "maximum": 9},
+            "label": {
+                "oneOf": [LABEL, {"type": "null"}],
+                "description": "the reviewer's; null while pending",
+            },
+            "reviewer": {"type": ["string", "null"]},
+            "reviewed_at": {"type": ["string", "null"]},
+        },
+    },
+    "ReviewItemList": {
+        "type": "object",
+        "required": ["items", "status", "page", "per_page", "total"],
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/ReviewItem"}},
+            "status": {"enum": ["pending", "labelled", "not_a_digit"]},
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": 100},
+            "total": {"type": "integer", "minimum": 0},
+        },
+    },
+    "ReviewDecision": {
+        "type": "object",
+        "required": ["label"],
+        "properties": {"label": LABEL},
+    },
+    "ReviewDecided": {
+        "type": "object",
+        "required": ["item"],
+        "properties": {"item": {"$ref": "#/components/schemas/ReviewItem"}},
+    },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"const": "alive"}}},
     "Ready": {
         "type": "object",
@@ -168,6 +285,15 @@ def _html(summary: str, operation: str, method_responses: dict[str, str]) -> dic
 
 
 ADMIN_ONLY = {"401": "No credential", "403": "Not an admin"}
+REVIEWERS_ONLY = {"401": "Not signed in", "403": "Role too low (reviewers and admins), or CSRF token missing"}
+ITEM_ID = {"name": "item_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+REQUEST_ID = {
+    "name": "request_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    "description": "the request_id of the prediction",
+}
 KEY_ID = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -185,6 +311,144 @@ def _admin_json(operation: str, summary: str, ok: tuple[str, str, str], **extra:
         "security": [{"bearer": []}, {"session": []}],
         "responses": responses,
         **extra,
+    }
+
+
+def _reviewer_json(operation: str, summary: str, ok: tuple[str, str, str], **extra: Any) -> dict[str, Any]:
+    document = _admin_json(operation, summary, ok, **extra)
+    document["responses"]["403"] = _error("Role too low (reviewers and admins), or CSRF token missing")
+    document["responses"]["503"] = _error("The review queue's database is unavailable; see Retry-After")
+    return document
+
+
+def _review_paths() -> dict[str, Any]:
+    json_body = {"required": True, "content": {"application/json": {"schema": {}}}}
+    return {
+        "/api/v1/predictions/{request_id}/flag": {
+            "post": {
+                "operationId": "flag",
+                "summary": "Flag an answer you received as wrong: it enters the human review queue",
+                "parameters": [REQUEST_ID],
+                "requestBody": {
+                    **json_body,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FlagRequest"}}},
+                },
+                "responses": {
+                    "201": _ok("Flagged", "Queued for review"),
+                    "400": _error("Malformed JSON or pixels missing"),
+                    "401": _error("Anonymous use is switched off, or the key is invalid or revoked"),
+                    "403": _error("CSRF token missing (signed-in browser sessions)"),
+                    "404": _error("No prediction with this request id was answered to this caller"),
+                    "409": _error("Already in the review queue (one entry per prediction)"),
+                    "413": _error("Body too large"),
+                    "415": _error("Not application/json"),
+                    "422": _error("Invalid pixels or label, or not the input this prediction answered"),
+                    "429": _error("Rate limit or daily quota exceeded; see Retry-After"),
+                    "503": _error("The audit trail or the queue is unavailable; see Retry-After"),
+                },
+                "security": [{}, {"bearer": []}, {"session": []}],
+            }
+        },
+        "/api/v1/review/items": {
+            "get": _reviewer_json(
+                "review_items",
+                "List review items, newest first",
+                ("200", "ReviewItemList", "One page of items"),
+                parameters=[
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["pending", "labelled", "not_a_digit"]},
+                    },
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000000},
+                    },
+                    {
+                        "name": "per_page",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                    },
+                ],
+                responses={"400": _error("Unknown status, or page/per_page out of range")},
+            )
+        },
+        "/api/v1/review/items/{item_id}": {
+            "post": _reviewer_json(
+                "review_decide",
+                "Record the true label of a pending item (audited; final)",
+                ("200", "ReviewDecided", "The decided item"),
+                parameters=[ITEM_ID],
+                requestBody={
+                    **json_body,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ReviewDecision"}}
+                    },
+                },
+                responses={
+                    "400": _error("Malformed JSON or label missing"),
+                    "404": _error("No such item"),
+                    "409": _error("Already decided"),
+                    "415": _error("Not application/json"),
+                    "422": _error("Not a digit 0-9 or not_a_digit"),
+                },
+            )
+        },
+        "/review": {
+            "get": {
+                **_html(
+                    "The review queue (reviewers, admins)",
+                    "review_queue_page",
+                    {"200": "HTML", "400": "page out of range", **REVIEWERS_ONLY},
+                ),
+                "parameters": [
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1},
+                    }
+                ],
+            }
+        },
+        "/review/{item_id}": {
+            "get": {
+                **_html(
+                    "One review item: the input, the answer, the probabilities, the label form",
+                    "review_item_page",
+                    {"200": "HTML", "404": "No such item", **REVIEWERS_ONLY},
+                ),
+                "parameters": [ITEM_ID],
+            },
+            "post": {
+                **_html(
+                    "Record the true label from the page (form field label, CSRF token required)",
+                    "review_decide_form",
+                    {
+                        "302": "Recorded",
+                        "404": "No such item",
+                        "409": "Already decided",
+                        "422": "Not a digit 0-9 or not_a_digit",
+                        **REVIEWERS_ONLY,
+                    },
+                ),
+                "parameters": [ITEM_ID],
+            },
+        },
+        "/review/{item_id}/input.png": {
+            "get": {
+                **_html(
+                    "The item's 28x28 input as a PNG (ink white, as in MNIST)",
+                    "review_input_png",
+                    {"200": "image/png", "404": "No such item", **REVIEWERS_ONLY},
+                ),
+                "parameters": [ITEM_ID],
+            }
+        },
     }
 
 
@@ -328,6 +592,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [KEY_ID],
                 }
             },
+            **_review_paths(),
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",

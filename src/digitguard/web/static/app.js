@@ -9,8 +9,12 @@
   const confidenceOut = document.getElementById("confidence");
   const bars = document.getElementById("bars");
   const recogniseButton = document.getElementById("recognise");
+  const flagBox = document.getElementById("flag");
+  const flagButton = document.getElementById("flag-button");
+  const flagLabel = document.getElementById("flag-label");
   let drawing = false;
   let inked = false;
+  let lastAnswer = null;  // {request_id, input}: what a "this is wrong" flag sends back
 
   function setupPen() {
     ctx.lineCap = "round";
@@ -56,7 +60,19 @@
       c.clearRect(0, 0, 28, 28);
     }
     renderBars(null);
+    hideFlag();
     say("Draw a digit, then press Recognise.");
+  }
+
+  function hideFlag() {
+    lastAnswer = null;
+    flagBox.hidden = true;
+  }
+
+  function csrfHeaders(headers) {
+    const csrf = document.querySelector('meta[name="csrf-token"]');
+    if (csrf && csrf.content) headers["X-CSRF-Token"] = csrf.content;  // signed-in sessions only
+    return headers;
   }
 
   function say(text, isError) {
@@ -102,14 +118,21 @@
   }
 
   function showResult(body) {
+    hideFlag();
     if (body.abstained) {
       digitOut.textContent = "not sure";
       digitOut.dataset.state = "abstained";
-      say("The model is not confident enough to answer. Try drawing the digit more clearly.");
+      say("The model is not confident enough to answer, so a person will review it. Try drawing the digit more clearly.");
     } else {
       digitOut.textContent = String(body.digit);
       digitOut.dataset.state = "answered";
       say("Recognised. Request " + body.request_id.slice(0, 8) + ".");
+      if (body.input) {
+        lastAnswer = { request_id: body.request_id, input: body.input };
+        flagLabel.value = "";
+        flagButton.disabled = false;
+        flagBox.hidden = false;
+      }
     }
     confidenceOut.textContent = (body.confidence * 100).toFixed(1) + "%";
     renderBars(body.probabilities);
@@ -128,9 +151,7 @@
     say("Recognising…");
     try {
       const blob = await new Promise((resolve) => pad.toBlob(resolve, "image/png"));
-      const headers = { "Content-Type": "image/png" };
-      const csrf = document.querySelector('meta[name="csrf-token"]');
-      if (csrf && csrf.content) headers["X-CSRF-Token"] = csrf.content;  // signed-in sessions only
+      const headers = csrfHeaders({ "Content-Type": "image/png" });
       const response = await fetch("/api/v1/predict?details=1", {
         method: "POST", headers: headers, body: blob, credentials: "same-origin",
       });
@@ -152,7 +173,32 @@
     }
   }
 
+  async function flagAnswer() {
+    if (!lastAnswer) return;
+    flagButton.disabled = true;
+    const payload = { pixels: lastAnswer.input };  // the input exactly as the server showed it
+    if (flagLabel.value !== "") payload.label = Number(flagLabel.value);
+    try {
+      const response = await fetch("/api/v1/predictions/" + lastAnswer.request_id + "/flag", {
+        method: "POST", headers: csrfHeaders({ "Content-Type": "application/json" }),
+        body: JSON.stringify(payload), credentials: "same-origin",
+      });
+      const body = await response.json();
+      if (response.ok || body.error === "already_queued") {
+        say("Thank you — a person will review this answer.");
+        flagBox.hidden = true;
+        return;
+      }
+      say(body.error === "rate_limited" ? "Too many requests — wait a moment and try again." : "Refused: " + body.message, true);
+      flagButton.disabled = false;
+    } catch (error) {
+      say("Could not reach the server.", true);
+      flagButton.disabled = false;
+    }
+  }
+
   document.getElementById("clear").addEventListener("click", clearAll);
+  flagButton.addEventListener("click", flagAnswer);
   recogniseButton.addEventListener("click", recognise);
   clearAll();
 })();
