@@ -10,6 +10,7 @@ from flask import Flask, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
+from digitguard.db import UNAVAILABLE
 from digitguard.errors import ImageDecodeError, InputError, InvalidPixelsError, NothingDrawnError
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,16 @@ def register(app: Flask) -> None:
     def body_timeout(exc: Exception):
         # Werkzeug turns a read that timed out (BODY_READ_TIMEOUT_S) into ClientDisconnected.
         return error_response(408, "request_timeout", "the request body did not arrive in time")
+
+    def database_unavailable(exc: Exception):
+        # Keys, sessions and lock-outs cannot be checked: refuse (fail closed), and say it is transient.
+        log.error("database unavailable: %s", exc)
+        return error_response(
+            503, "database_unavailable", "the database is unavailable; retry shortly", retry_after_s=1
+        )
+
+    for error in UNAVAILABLE:
+        app.register_error_handler(error, database_unavailable)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -20,6 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, current_app, jsonify, request
 
+from digitguard.db import UNAVAILABLE
 from digitguard.errors import ModelError
 from digitguard.inference.predictor import Predictor
 from digitguard.models.artifact import ARTIFACT_FILES, load_verified
@@ -75,8 +76,15 @@ def _check_files(app: Flask, watch: ModelWatch) -> None:
 
 
 def _follow_target(app: Flask) -> None:
-    with app.extensions["digitguard.engine"].connect() as connection:
-        target = connection.execute(sa.select(model_target).where(model_target.c.id == 1)).first()
+    try:
+        with app.extensions["digitguard.engine"].connect() as connection:
+            target = connection.execute(sa.select(model_target).where(model_target.c.id == 1)).first()
+    except UNAVAILABLE as exc:
+        # Without the database no prediction can be recorded, so none is answered, and the
+        # served model is still a verified one: look again at the next check rather than fail
+        # whichever request (a /healthz, say) happened to trigger this one.
+        app.logger.warning("model target not read (database unavailable): %s", exc)
+        return
     current = app.extensions[EXTENSION]
     if target is None or target.weights_sha256 == current.model_sha256:
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gunicorn.config
 import gunicorn.http.wsgi
 from flask import Flask
 from gunicorn.app.base import BaseApplication
@@ -32,13 +33,13 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-def _post_fork(app: Flask, threads: int):
+def _post_fork(threads: int):
+    # Database connections opened in the master are not shared: every engine starts a forked
+    # child with an empty pool (digitguard.db).
     def hook(_server: Any, _worker: Any) -> None:
         import torch
 
         torch.set_num_threads(threads)
-        # Connections opened in the master must not be shared by forked workers.
-        app.extensions["digitguard.engine"].dispose(close=False)
 
     return hook
 
@@ -68,7 +69,11 @@ def run(
         "timeout": timeout_s,
         "graceful_timeout": timeout_s,
         "preload_app": True,
-        "post_fork": _post_fork(app, torch_threads),
+        "post_fork": _post_fork(torch_threads),
         "accesslog": access_log,
     }
+    if "control_socket_disable" in gunicorn.config.Config().settings:  # gunicorn >= 25.1
+        # Its runtime control socket (worker counts, shutdown) is not needed, and the default
+        # path is one per user: replicas on one host would take it over from each other.
+        options["control_socket_disable"] = True
     _Gunicorn(app, options).run()
