@@ -9,7 +9,9 @@ transaction, so a crash leaves either all of them or none.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ from digitguard.audit.chain import (
     verify_chain,
 )
 from digitguard.audit.record import GENESIS_HASH, AuditRecord, parse_record
+from digitguard.audit.sqlite_append import SqliteAppender
 from digitguard.db import engine_for
 from digitguard.errors import DigitguardError
 
@@ -86,6 +89,14 @@ def audit_engine(url: str) -> Engine:
     return engine_for(url, immediate=True)
 
 
+def _sqlite_appender(engine: Engine) -> SqliteAppender | None:
+    """The direct append path for a SQLite file (see :mod:`digitguard.audit.sqlite_append`)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return SqliteAppender(Path(database))
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -97,6 +108,7 @@ class AuditStore:
         self.engine = engine
         self.signer = signer
         self.checkpoint_every = checkpoint_every
+        self.sqlite = _sqlite_appender(engine)
         from digitguard.migrations import migrate
 
         migrate(engine)
@@ -122,12 +134,48 @@ class AuditStore:
         SQLAlchemy connection, so an append with ``also`` must never take a path that bypasses it.
         """
         try:
-            with self.engine.begin() as connection:
-                if also is not None:
-                    also(connection)
+            if self.sqlite is None:
+                with self.engine.begin() as connection:
+                    if also is not None:
+                        also(connection)
+                    return self._append(connection, kind, principal, request_id, details)
+            if also is None:
+                return self._append_sqlite(self.sqlite, kind, principal, request_id, details)
+            with self._serialized(), self.engine.begin() as connection:
+                also(connection)
                 return self._append(connection, kind, principal, request_id, details)
-        except sa.exc.SQLAlchemyError as exc:
+        except (sa.exc.SQLAlchemyError, sqlite3.Error, ValueError, TypeError) as exc:
+            # ValueError/TypeError: details that have no canonical JSON (NaN, a set): refuse, fail closed.
             raise AuditStoreError(f"audit record not written: {exc}") from exc
+
+    def _serialized(self) -> AbstractContextManager[None]:
+        """The host-wide append lock on SQLite (the database serializes PostgreSQL's appends)."""
+        return nullcontext() if self.sqlite is None else self.sqlite.exclusive()
+
+    def _append_sqlite(
+        self,
+        appender: SqliteAppender,
+        kind: str,
+        principal: str,
+        request_id: str | None,
+        details: dict[str, Any],
+    ) -> AuditRecord:
+        sealed: list[AuditRecord] = []
+
+        def build(seq: int, head_hash: str) -> tuple[StoredRecord, dict[str, object], Checkpoint | None]:
+            record = AuditRecord(seq + 1, now_iso(), kind, principal, request_id, details, head_hash)
+            stored = seal(record)
+            sealed.append(record)
+            columns: dict[str, object] = {"time": record.time, "kind": kind, "request_id": request_id}
+            return stored, columns, self._due_checkpoint(record.seq, stored.hash)
+
+        appender.append(build)
+        return sealed[-1]
+
+    def _due_checkpoint(self, seq: int, record_hash: str) -> Checkpoint | None:
+        if self.signer is None or seq % self.checkpoint_every != 0:
+            return None
+        return sign_checkpoint(self.signer.private_key, self.signer.key_id, seq, record_hash, now_iso())
 
     def _append(
         self,
@@ -155,15 +203,16 @@ class AuditStore:
         connection.execute(
             audit_head.update().where(audit_head.c.id == 1).values(seq=record.seq, hash=stored.hash)
         )
-        if self.signer and record.seq % self.checkpoint_every == 0:
-            self._insert_checkpoint(connection, record.seq, stored.hash)
+        checkpoint = self._due_checkpoint(record.seq, stored.hash)
+        if checkpoint is not None:
+            connection.execute(audit_checkpoints.insert().values(**checkpoint.__dict__))
         return record
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign the current head now (e.g. at shutdown, or on a timer)."""
         if self.signer is None:
             return None
-        with self.engine.begin() as connection:
+        with self._serialized(), self.engine.begin() as connection:
             head = connection.execute(sa.select(audit_head.c.seq, audit_head.c.hash).with_for_update()).one()
             if (
                 head.seq == 0
