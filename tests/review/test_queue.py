@@ -56,7 +56,10 @@ class TestLabels:
     def test_not_a_digit_is_a_verdict_without_a_label(self) -> None:
         assert parse_label(NOT_A_DIGIT) is None
 
-    @pytest.mark.parametrize("value", [10, -1, True, "7", 7.0, None, "not a digit"])
+    def test_an_integral_number_is_the_digit_as_json_schema_has_it(self) -> None:
+        assert parse_label(7.0) == 7 and parse_suggestion(3.0) == 3
+
+    @pytest.mark.parametrize("value", [10, -1, True, False, "7", 7.5, float("nan"), None, "not a digit"])
     def test_anything_else_is_refused_naming_the_rule(self, value: object) -> None:
         with pytest.raises(InvalidLabelError, match="a label is a digit 0-9 or 'not_a_digit'"):
             parse_label(value)

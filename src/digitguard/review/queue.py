@@ -87,20 +87,31 @@ def sha256_hex(data: bytes) -> str:
 
 
 def parse_label(value: object) -> int | None:
-    """A reviewer's label: an int 0–9, or ``"not_a_digit"`` (returned as ``None``)."""
+    """A reviewer's label: an integer 0–9, or ``"not_a_digit"`` (returned as ``None``)."""
     if value == NOT_A_DIGIT:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+    digit = _digit(value)
+    if digit is None:
         raise InvalidLabelError(f"a label is a digit 0-9 or {NOT_A_DIGIT!r}, not {value!r}")
-    return value
+    return digit
 
 
 def parse_suggestion(value: object) -> int | None:
-    """The label a user says is right when flagging: absent/``None``, or an int 0–9."""
+    """The label a user says is right when flagging: absent/``None``, or an integer 0–9."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+    digit = _digit(value)
+    if digit is None:
         raise InvalidLabelError(f"a suggested label is a digit 0-9 or null, not {value!r}")
+    return digit
+
+
+def _digit(value: object) -> int | None:
+    # JSON (and JSON Schema's "integer") does not tell 3 from 3.0, so neither do we; booleans are no digits.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 9:
+        return None
     return value
 
 
