@@ -72,3 +72,19 @@ def test_a_failed_append_writes_nothing_and_keeps_the_head(tmp_path: Path) -> No
     assert store.head() == before
     assert [record.seq for record in store.find("r1")] == [1]
     assert store.verify({}).ok
+
+
+@pytest.mark.parametrize(("mode", "pragma_value"), [("FULL", 2), ("NORMAL", 1)])
+def test_the_append_connection_uses_the_configured_synchronous_mode(
+    tmp_path: Path, mode: str, pragma_value: int
+) -> None:
+    store = AuditStore(audit_engine(f"sqlite:///{tmp_path / 'trail.db'}"), sqlite_synchronous=mode)
+    store.append("prediction", "anonymous:x", "r1", {"digit": 1})
+    assert store.sqlite is not None
+    assert store.sqlite._connection().execute("PRAGMA synchronous").fetchone()[0] == pragma_value
+
+
+def test_an_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(AuditStoreError, match="synchronous mode must be one of"):
+        AuditStore(audit_engine(f"sqlite:///{tmp_path / 'trail.db'}"), sqlite_synchronous="OFF")
+

@@ -116,3 +116,10 @@ class TestAuditCommands:
         path = Path(app.config["AUDIT_SIGNING_KEY_FILE"]).with_suffix(".pub")
         assert load_public_keys([path])
         return path
+
+
+def test_the_app_passes_its_durability_setting_to_the_trail(app_config: dict) -> None:
+    from digitguard.web import create_app
+
+    app = create_app({**app_config, "AUDIT_SQLITE_SYNCHRONOUS": "normal"})
+    assert app.extensions["digitguard.trail"].sqlite.synchronous == "NORMAL"

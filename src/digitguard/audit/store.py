@@ -31,7 +31,7 @@ from digitguard.audit.chain import (
     verify_chain,
 )
 from digitguard.audit.record import GENESIS_HASH, AuditRecord, parse_record
-from digitguard.audit.sqlite_append import SqliteAppender
+from digitguard.audit.sqlite_append import SYNCHRONOUS_MODES, SqliteAppender
 from digitguard.db import engine_for
 from digitguard.errors import DigitguardError
 
@@ -89,12 +89,14 @@ def audit_engine(url: str) -> Engine:
     return engine_for(url, immediate=True)
 
 
-def _sqlite_appender(engine: Engine) -> SqliteAppender | None:
+def _sqlite_appender(engine: Engine, synchronous: str) -> SqliteAppender | None:
     """The direct append path for a SQLite file (see :mod:`digitguard.audit.sqlite_append`)."""
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise AuditStoreError(f"the SQLite trail's synchronous mode must be one of {SYNCHRONOUS_MODES}")
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
-    return SqliteAppender(Path(database))
+    return SqliteAppender(Path(database), synchronous)
 
 
 def now_iso() -> str:
@@ -103,12 +105,19 @@ def now_iso() -> str:
 
 class AuditStore:
     def __init__(
-        self, engine: Engine, signer: CheckpointSigner | None = None, checkpoint_every: int = 100
+        self,
+        engine: Engine,
+        signer: CheckpointSigner | None = None,
+        checkpoint_every: int = 100,
+        *,
+        sqlite_synchronous: str = "FULL",
     ) -> None:
+        """``sqlite_synchronous``: FULL (each record fsynced before ``append`` returns) or NORMAL
+        (written to the WAL, durable against process crashes, not against power loss)."""
         self.engine = engine
         self.signer = signer
         self.checkpoint_every = checkpoint_every
-        self.sqlite = _sqlite_appender(engine)
+        self.sqlite = _sqlite_appender(engine, sqlite_synchronous)
         from digitguard.migrations import migrate
 
         migrate(engine)

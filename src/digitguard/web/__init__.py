@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     "LOG_REQUESTS": False,
     "AUDIT_SIGNING_KEY_FILE": None,
     "AUDIT_CHECKPOINT_EVERY": 100,
+    # SQLite trail: FULL fsyncs every record before its answer (survives power loss); NORMAL
+    # survives any process crash but may lose the last records if the machine itself goes down.
+    "AUDIT_SQLITE_SYNCHRONOUS": "FULL",
     "AUDIT_STORE_INPUTS": False,
     "AUDIT_RAW_ADDRESSES": False,
     "MODEL_CHECK_INTERVAL_S": 10.0,

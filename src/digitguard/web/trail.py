@@ -21,7 +21,10 @@ def install(app: Flask, database_url: str) -> AuditStore:
 
     key_file = Path(app.config["AUDIT_SIGNING_KEY_FILE"] or Path(app.instance_path) / "audit-signing.pem")
     store = AuditStore(
-        audit_engine(database_url), ensure_signer(key_file), int(app.config["AUDIT_CHECKPOINT_EVERY"])
+        audit_engine(database_url),
+        ensure_signer(key_file),
+        int(app.config["AUDIT_CHECKPOINT_EVERY"]),
+        sqlite_synchronous=str(app.config["AUDIT_SQLITE_SYNCHRONOUS"]).upper(),
     )
     app.extensions["digitguard.trail"] = store
     return store
