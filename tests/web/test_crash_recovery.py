@@ -46,11 +46,13 @@ class Database:
     env: dict[str, str] = field(default_factory=dict)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "sqlite-synchronous-normal", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        # The embedded default: the server finds it in its instance directory by itself.
-        yield Database(f"sqlite:///{tmp_path / 'instance' / 'digitguard.db'}")
+    if request.param.startswith("sqlite"):
+        # The embedded default: the server finds it in its instance directory by itself. NORMAL
+        # (no fsync per record) must survive a SIGKILL too: only a machine crash may lose records.
+        env = {"DIGITGUARD_AUDIT_SQLITE_SYNCHRONOUS": "NORMAL"} if request.param.endswith("normal") else {}
+        yield Database(f"sqlite:///{tmp_path / 'instance' / 'digitguard.db'}", env)
         return
     with postgres_schema() as url:
         yield Database(url, {"DIGITGUARD_DATABASE_URL": url})
