@@ -33,6 +33,7 @@ def fuzzed_app(tmp_path_factory, test_model_dir, trusted_key):
             "IP_LIMIT": "1000000/minute",
             "KEY_LIMIT": "1000000/minute",
             "KEY_QUOTA": "1000000/day",
+            "INFERENCE_BUDGET_S": 60.0,  # a loaded machine must not turn explanations into 503s
         }
     )
 

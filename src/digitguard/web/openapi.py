@@ -499,7 +499,11 @@ def openapi_document() -> dict[str, Any]:
                         "415": _error("Unsupported content type"),
                         "422": _error("Nothing drawn, or pixels of the wrong shape or range"),
                         "429": _error("Rate limit or daily quota exceeded; see Retry-After"),
-                        "503": _error("Overloaded or inference budget exceeded; see Retry-After"),
+                        "503": _error(
+                            "overloaded, inference_timeout, audit_unavailable (the decision could not be "
+                            "recorded, so it is not returned) or database_unavailable (keys cannot be "
+                            "checked); see Retry-After"
+                        ),
                     },
                     "security": [{}, {"bearer": []}, {"session": []}],
                 }
