@@ -104,6 +104,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="serve --threads (>1: gthread workers)")
+    parser.add_argument(
+        "--audit-sqlite-synchronous",
+        choices=["FULL", "NORMAL"],
+        default="FULL",
+        help="trail durability: FULL fsyncs every record (default); NORMAL survives process crashes",
+    )
     args = parser.parse_args()
     instance = tempfile.mkdtemp(prefix="digitguard-bench-")
     env = {
@@ -115,6 +121,7 @@ def main() -> None:
         "DIGITGUARD_KEY_LIMIT": "1000000/minute",
         "DIGITGUARD_KEY_QUOTA": "10000000/day",
         "DIGITGUARD_IP_LIMIT": "1000000/minute",
+        "DIGITGUARD_AUDIT_SQLITE_SYNCHRONOUS": args.audit_sqlite_synchronous,
     }
     ours_port, base_port = free_port(), free_port()
     bin_dir = Path(sys.executable).parent
@@ -168,7 +175,10 @@ def main() -> None:
         for process in (ours, base):
             process.terminate()
             process.wait(timeout=30)
-    print(f"{args.requests} requests per server, {args.clients} clients, gunicorn {args.workers} workers")
+    print(
+        f"{args.requests} requests per server, {args.clients} clients, gunicorn {args.workers} workers, "
+        f"audit trail synchronous={args.audit_sqlite_synchronous}"
+    )
     print(f"{'server':<12}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
     summary = {}
     for name, (latencies, rates) in results.items():
