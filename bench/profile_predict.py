@@ -60,6 +60,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--audit-sqlite-synchronous", choices=["FULL", "NORMAL"], default="FULL")
     args = parser.parse_args()
     instance = Path(tempfile.mkdtemp(prefix="digitguard-profile-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(instance / "metrics")
@@ -83,6 +84,7 @@ def main() -> None:
             "KEY_LIMIT": "1000000/minute",
             "KEY_QUOTA": "10000000/day",
             "IP_LIMIT": "1000000/minute",
+            "AUDIT_SQLITE_SYNCHRONOUS": args.audit_sqlite_synchronous,
         }
     )
     client = app.test_client()

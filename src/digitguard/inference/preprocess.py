@@ -93,7 +93,8 @@ def to_mnist(grey: np.ndarray) -> np.ndarray:
 def _ink_high(grey: np.ndarray, full: float) -> np.ndarray:
     # The background is what the border mostly is; MNIST wants it dark.
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    if np.median(border) > full / 2:
+    # "More than half the border is bright": the median test without sorting.
+    if 2 * np.count_nonzero(border > full / 2) > border.size:
         return (255 - grey) if grey.dtype == np.uint8 else 1.0 - grey
     return grey
 
