@@ -8,7 +8,14 @@ import pytest
 import sqlalchemy as sa
 
 from digitguard.audit.record import AuditRecord, canonical_json, parse_record
-from digitguard.audit.store import AuditStore, CheckpointSigner, audit_checkpoints, audit_head, audit_records
+from digitguard.audit.store import (
+    AuditStore,
+    AuditStoreError,
+    CheckpointSigner,
+    audit_checkpoints,
+    audit_head,
+    audit_records,
+)
 
 
 def fill(trail: AuditStore, count: int = 12) -> None:
@@ -177,7 +184,7 @@ class TestTamperingIsFound:
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_numbers_cannot_enter_a_record(trail: AuditStore, value: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(AuditStoreError, match="not written"):
         trail.append("prediction", "anonymous:x", None, {"confidence": value})
     assert trail.head()[0] == 0
 
