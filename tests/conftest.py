@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,6 +21,14 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests decide their trust and data explicitly; the developer's environment must not leak in.
     for name in ("DIGITGUARD_TRUST_DIRS", "DIGITGUARD_SIGNING_KEY", "DIGITGUARD_MNIST_MIRRORS"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_source_hashes(record_testsuite_property) -> None:
+    """The JUnit report names the code it ran on, so `digitguard threats` can tell stale results."""
+    from digitguard.threatmodel.junit import SOURCES_PROPERTY, fingerprint_tree
+
+    record_testsuite_property(SOURCES_PROPERTY, json.dumps(fingerprint_tree(REPO_ROOT), sort_keys=True))
 
 
 @pytest.fixture

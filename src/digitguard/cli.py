@@ -18,6 +18,7 @@ import platformdirs
 
 from digitguard.errors import DigitguardError
 from digitguard.review_cli import review
+from digitguard.threats_cli import threats
 
 DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
 MIRRORS_ENV = "DIGITGUARD_MNIST_MIRRORS"
@@ -50,6 +51,7 @@ def cli() -> None:
 
 
 cli.add_command(review)
+cli.add_command(threats)
 
 
 @cli.group()

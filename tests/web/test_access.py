@@ -55,6 +55,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/review/<item_id>"): reviewers(302),  # Bearer, not a session: no CSRF token needed
     ("GET", "/api/v1/review/items"): reviewers(200),
     ("POST", "/api/v1/review/items/<item_id>"): reviewers(200),
+    ("GET", "/security"): reviewers(200),
 }
 
 

@@ -73,6 +73,10 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_STORE_INPUTS": False,
     "AUDIT_RAW_ADDRESSES": False,
     "MODEL_CHECK_INTERVAL_S": 10.0,
+    # /security: where the threat model's evidence lives (default: the source checkout) and the
+    # JUnit report of the last test run (default: reports/junit.xml under that root).
+    "THREATS_EVIDENCE_ROOT": None,
+    "THREATS_JUNIT": None,
 }
 
 
@@ -182,6 +186,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
         metrics,
         review,
         security,
+        threats,
         ui,
     )
 
@@ -201,6 +206,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
         admin.blueprint,
         metrics.blueprint,
         review.blueprint,
+        threats.blueprint,
     ):
         app.register_blueprint(blueprint)
     app.extensions["digitguard.limiter"] = limits.install(app)
