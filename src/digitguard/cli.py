@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import platformdirs
 
+from digitguard.attack_cli import attack_command
 from digitguard.errors import DigitguardError
 from digitguard.review_cli import review
 from digitguard.threats_cli import threats
@@ -51,6 +52,7 @@ def cli() -> None:
 
 
 cli.add_command(review)
+cli.add_command(attack_command)
 cli.add_command(threats)
 
 

@@ -106,3 +106,31 @@ class InvalidPixelsError(InputError):
     """A pixel array of the wrong shape, type or range."""
 
     code = "invalid_pixels"
+
+
+class AttackError(DigitguardError):
+    """An attack was asked for with an unknown name or invalid settings. Exit status 2."""
+
+    exit_code = 2
+
+
+class UnknownAttackError(AttackError):
+    """The attack name is not in the registry."""
+
+
+class InvalidEpsilonError(AttackError):
+    """A perturbation budget that is unparsable or outside (0, 1]."""
+
+
+class AttackCheckError(DigitguardError):
+    """A robustness measurement failed one of its own checks. Exit status 1."""
+
+    exit_code = 1
+
+
+class PerturbationBudgetError(AttackCheckError):
+    """An attack returned images outside its ε-ball or outside [0, 1]: its numbers would be meaningless."""
+
+
+class RefereeDisagreementError(AttackCheckError):
+    """A native attack and ART's implementation of it disagree by more than the allowed margin."""
