@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SHARED_MNIST := $(abspath ../shared/data/mnist)
 export DIGITGUARD_DATA_DIR ?= $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS),$(SHARED_MNIST),)
 
-.PHONY: setup data demo evaluate test lint sast browser pytest threats-check fuzz-api load bench bench-serve screenshot train-basic clean
+.PHONY: setup data demo evaluate test lint sast browser pytest threats-check fuzz-api load bench bench-serve screenshot train-basic poison-experiment clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,14 @@ KEY ?= .secrets/release-2026-11.pem
 OUT ?= models/basic-retrained
 train-basic: data
 	$(BIN)/digitguard train --out $(OUT) --key $(KEY) --epochs 15 --seed 0
+
+# Issue 7: the BadNets sweep (0/50/100/300/600 poisons, 2 epochs each), then scan, sanitise and retrain
+# for 100 and 600 (docs/poisoning.md). About 1.5 hours on 2 busy cores; not part of `make test`.
+POISON_WORK ?= instance/poison-experiment
+poison-experiment: data
+	bench/poison_experiment.sh $(POISON_WORK)
+	bench/poison_defence.sh $(POISON_WORK)
+	bench/poison_flips.sh $(POISON_WORK)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

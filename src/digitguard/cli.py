@@ -18,6 +18,7 @@ import platformdirs
 
 from digitguard.attack_cli import attack_command
 from digitguard.errors import DigitguardError
+from digitguard.poisoning.cli import attack_backdoor_command, poison_command, scan_command
 from digitguard.review_cli import review
 from digitguard.threats_cli import threats
 
@@ -54,11 +55,16 @@ def cli() -> None:
 cli.add_command(review)
 cli.add_command(attack_command)
 cli.add_command(threats)
+cli.add_command(poison_command)
+cli.add_command(attack_backdoor_command)
 
 
 @cli.group()
 def data() -> None:
     """Download and verify the MNIST data set."""
+
+
+data.add_command(scan_command)
 
 
 @data.command("fetch")

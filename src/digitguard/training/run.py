@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import safetensors
 import torch
 
 import digitguard
-from digitguard.data import mnist
+from digitguard.data import derived, mnist
 from digitguard.errors import TrainingError
 from digitguard.models.architectures import build_model, parameter_count
 from digitguard.models.artifact import write_signed_artifact
@@ -95,6 +96,7 @@ def train_model(
         )
     commit = git_commit()  # the code that starts the run, not whatever HEAD is when it ends
     data = mnist.load(request.data_dir, allow_unverified=request.allow_unverified)
+    dataset = derived.read_derived(request.data_dir, data.file_sha256)
     splits = split_data(data, config)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture)
@@ -131,7 +133,7 @@ def train_model(
         )
         on_epoch(result, val_accuracy)
     test = evaluate_predictions(predict(model, splits.test_images), splits.test_labels)
-    manifest = _manifest(request, model, data, history, test.to_dict(), commit)
+    manifest = _manifest(request, model, data, dataset, history, test.to_dict(), commit)
     write_signed_artifact(request.out, model, manifest, request.signing_key)
     ckpt.unlink(missing_ok=True)
     return TrainOutcome(request.out, manifest, start_epoch)
@@ -162,8 +164,35 @@ def _accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float | None
     return float((predict(model, images) == labels).double().mean())
 
 
+def data_record(
+    data: mnist.MnistData, dataset: derived.DatasetManifest | None, allow_unverified: bool
+) -> dict[str, Any]:
+    """What the model manifest and the audit trail say about the training data.
+
+    ``source`` is ``official`` (the pinned MNIST hashes), ``derived`` (a directory whose
+    ``dataset.json`` matched its files: its kind, parent hashes and transformation — for a
+    sanitised set, the scan result — are recorded in ``dataset``) or ``unverified``.
+    """
+    source = "official" if data.verified else ("derived" if dataset else "unverified")
+    return {
+        "files": data.file_sha256,
+        "verified": data.verified,
+        "allow_unverified": allow_unverified,
+        "source": source,
+        "overrides": ["allow_unverified"] if allow_unverified else [],
+        "dataset": dataset.to_dict() if dataset else None,
+        "dataset_sha256": dataset.sha256 if dataset else None,
+    }
+
+
 def _manifest(
-    request: TrainRequest, model, data: mnist.MnistData, history, test_metrics, commit: str | None
+    request: TrainRequest,
+    model,
+    data: mnist.MnistData,
+    dataset: derived.DatasetManifest | None,
+    history,
+    test_metrics,
+    commit: str | None,
 ) -> ModelManifest:
     from digitguard.models.artifact import weights_sha256_of
 
@@ -172,11 +201,7 @@ def _manifest(
         architecture=request.config.architecture,
         parameter_count=parameter_count(model),
         weights_sha256=weights_sha256_of(model),
-        data={
-            "files": data.file_sha256,
-            "verified": data.verified,
-            "allow_unverified": request.allow_unverified,
-        },
+        data=data_record(data, dataset, request.allow_unverified),
         training={**request.config.to_dict(), "history": history},
         metrics={
             "test_accuracy": test_metrics["accuracy"],
