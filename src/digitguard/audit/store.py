@@ -122,11 +122,26 @@ class AuditStore:
 
         migrate(engine)
         try:
-            with engine.begin() as connection:
-                if connection.execute(sa.select(audit_head.c.id)).first() is None:
-                    connection.execute(audit_head.insert().values(id=1, seq=0, hash=GENESIS_HASH))
+            self._ensure_head()
         except sa.exc.SQLAlchemyError as exc:
             raise AuditStoreError(f"audit trail database unusable: {exc}") from exc
+
+    def _ensure_head(self) -> None:
+        """Create the chain's head row unless it exists — one atomic statement, because replicas
+        starting together on a fresh database race to do it (a check-then-insert let one fail)."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = self.engine.dialect.name
+        values = {"id": 1, "seq": 0, "hash": GENESIS_HASH}
+        statement: sa.Executable
+        if dialect == "postgresql":
+            statement = postgresql.insert(audit_head).values(**values).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            statement = sqlite.insert(audit_head).values(**values).on_conflict_do_nothing()
+        else:
+            raise AuditStoreError(f"the audit trail supports SQLite and PostgreSQL, not {dialect}")
+        with self.engine.begin() as connection:
+            connection.execute(statement)
 
     def append(
         self,
