@@ -171,8 +171,9 @@ class CarliniWagnerLinf(_ArtAttack):
     (learning rate 0.01, 10 Adam steps) cannot move MNIST's saturated 0/1 pixels out of tanh
     space's flat tails and find nothing; ART's gradient also leaves out the constant ``c`` that
     weighs the classification term. With the settings below (chosen by measurement) it
-    finds examples, but at L∞ distances of 0.6–0.8 where PGD needs under 0.3. Its robust
-    accuracy is an upper bound, never evidence of robustness.
+    finds examples, but far out: on 50 test images of ``models/basic`` it breaks 2% within
+    ε = 0.3 and 78% within 0.75, where PGD-40 breaks every image at 0.2. Its robust accuracy
+    is an upper bound, never evidence of robustness.
 
     Arguments (defaults): ``model``, ``eps``; ART's optimiser settings ``learning_rate=0.5``,
     ``max_iter=10``, ``initial_const=0.01``, ``decrease_factor=0.9`` (chosen by measurement);
