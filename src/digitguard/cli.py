@@ -53,8 +53,8 @@ def cli() -> None:
 
 
 cli.add_command(review)
-cli.add_command(attack_command)
 cli.add_command(threats)
+cli.add_command(attack_command)
 cli.add_command(poison_command)
 cli.add_command(attack_backdoor_command)
 
@@ -134,6 +134,19 @@ def data_verify(data_dir: Path | None) -> None:
     default=None,
     help="Use only the first N training images.",
 )
+@click.option(
+    "--adversarial",
+    type=click.Choice(["fgsm-rs", "pgd", "trades"]),
+    default=None,
+    help="Adversarial training against L∞ perturbations (early-stopped on held-out PGD accuracy).",
+)
+@click.option("--eps", type=click.FloatRange(0, 1, min_open=True), default=None, help="L∞ radius (0.3).")
+@click.option("--adversarial-steps", type=click.IntRange(min=1), default=None, help="PGD/TRADES steps (10).")
+@click.option("--trades-beta", type=click.FloatRange(min=0, min_open=True), default=None, help="TRADES β.")
+@click.option("--eps-ramp-epochs", type=click.IntRange(min=0), default=None, help="Grow ε over N epochs.")
+@click.option("--robust-eval-size", type=click.IntRange(min=1), default=None, help="PGD-checked val images.")
+@click.option("--robust-eval-steps", type=click.IntRange(min=1), default=None, help="Its PGD steps (20).")
+@click.option("--early-stop-patience", type=click.IntRange(min=1), default=None, help="Epochs (3).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option(
     "--allow-unverified",
@@ -174,22 +187,26 @@ def train(
         allow_unverified=allow_unverified,
     )
 
-    def on_epoch(result, val_accuracy) -> None:
+    def on_epoch(result, val_accuracy, robust=None) -> None:
         val = "n/a" if val_accuracy is None else f"{val_accuracy:.4f}"
         click.echo(
             f"epoch {result.epoch + 1}/{config.epochs}: loss {result.train_loss:.4f} "
             f"train acc {result.train_accuracy:.4f} val acc {val}",
             err=True,
         )
+        if robust is not None:
+            click.echo(f"  held-out PGD accuracy (ε={config.eps}) {robust:.4f}", err=True)
 
     try:
         outcome = train_model(request, progress=_progress_bar(quiet), on_epoch=on_epoch)
     except KeyboardInterrupt:
         click.echo("interrupted: the last completed epoch is checkpointed; run again with --resume", err=True)
         sys.exit(130)
-    metrics = outcome.manifest.metrics
+    if outcome.manifest is None:
+        return  # a torchrun process other than rank 0: rank 0 reports and writes the model
+    manifest = outcome.manifest
+    metrics = manifest.metrics
     if audit_db:
-        manifest = outcome.manifest
         _audit_cli_event(
             audit_db,
             "training.finished",
@@ -206,7 +223,7 @@ def train(
         )
     click.echo(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_samples']} images")
     click.echo(f"validation accuracy {metrics['validation_accuracy']}")
-    click.echo(f"weights sha256 {outcome.manifest.weights_sha256}")
+    click.echo(f"weights sha256 {manifest.weights_sha256}")
     click.echo(f"signed model written to {outcome.out}")
 
 

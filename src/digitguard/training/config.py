@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from digitguard.models.architectures import DEFAULT_ARCHITECTURE
+
+if TYPE_CHECKING:
+    from digitguard.training.adversarial import AdversarialSettings
+
+
+ADVERSARIAL_FIELDS = frozenset(
+    {
+        "adversarial",
+        "eps",
+        "adversarial_steps",
+        "trades_beta",
+        "eps_ramp_epochs",
+        "robust_eval_size",
+        "robust_eval_steps",
+        "early_stop_patience",
+        "collapse_drop",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +39,17 @@ class TrainConfig:
     validation_size: int = 5000
     augment: bool = True
     train_limit: int | None = None  # use only the first N training images (quick runs, tests)
+    # Adversarial training (digitguard.training.adversarial); None trains on clean images only.
+    adversarial: str | None = None  # "fgsm-rs", "pgd" or "trades"
+    eps: float = 0.3
+    adversarial_steps: int = 10
+    trades_beta: float = 6.0
+    eps_ramp_epochs: int = 0
+    # Early stopping on held-out PGD accuracy (adversarial runs only).
+    robust_eval_size: int = 1000
+    robust_eval_steps: int = 20
+    early_stop_patience: int = 3
+    collapse_drop: float = 0.2  # stop at once when PGD accuracy falls this far below its best
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -33,9 +62,28 @@ class TrainConfig:
             raise ValueError("validation_size must not be negative")
         if not 0 <= self.warmup_fraction < 1:
             raise ValueError("warmup_fraction must be in [0, 1)")
+        if self.adversarial is not None:
+            self.adversarial_settings()  # raises AdversarialConfigError (a ValueError) naming the rule
+            if self.robust_eval_size < 1 or self.robust_eval_steps < 1 or self.early_stop_patience < 1:
+                raise ValueError("robust_eval_size, robust_eval_steps and early_stop_patience must be >= 1")
+            if not 0 < self.collapse_drop <= 1:
+                raise ValueError("collapse_drop must be in (0, 1]")
+
+    def adversarial_settings(self) -> AdversarialSettings | None:
+        if self.adversarial is None:
+            return None
+        from digitguard.training.adversarial import AdversarialSettings
+
+        return AdversarialSettings(
+            self.adversarial, self.eps, self.adversarial_steps, self.trades_beta, self.eps_ramp_epochs
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every setting; a clean run leaves the adversarial ones out (they decide nothing there)."""
+        values = dataclasses.asdict(self)
+        if self.adversarial is None:
+            values = {k: v for k, v in values.items() if k not in ADVERSARIAL_FIELDS}
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

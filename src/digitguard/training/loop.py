@@ -20,6 +20,10 @@ from torch.nn import functional as F
 from digitguard.training.augment import random_affine
 
 Progress = Callable[[Iterable[int], int], Iterable[int]]
+# (model, images in [0, 1], labels, generator) → (loss to minimise, logits for accuracy)
+Objective = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
 
 
 def no_progress(batches: Iterable[int], _total: int) -> Iterable[int]:
@@ -63,30 +67,49 @@ def train_epoch(
     augment: bool = False,
     lr_at: Callable[[int], float] | None = None,
     progress: Progress = no_progress,
+    objective: Objective | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> EpochResult:
-    """One pass over ``images`` (uint8, (n, 28, 28)) and ``labels`` (int64, (n,))."""
+    """One pass over ``images`` (uint8, (n, 28, 28)) and ``labels`` (int64, (n,)).
+
+    ``objective`` replaces plain cross-entropy (adversarial training,
+    :mod:`digitguard.training.adversarial`). With ``world_size > 1`` the model is a
+    ``DistributedDataParallel`` wrapper and this process trains on its ``rank``'s share of every
+    batch (the shuffle is common to all; augmentation and attack noise are drawn per rank);
+    the loss and accuracy returned are the whole batch's.
+    """
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     torch.manual_seed(epoch_seed(seed, epoch))  # dropout draws from the global generator
     order = torch.randperm(len(images), generator=generator)
+    draws = generator if world_size == 1 else torch.Generator().manual_seed(epoch_seed(seed, epoch) + rank)
     steps = math.ceil(len(images) / batch_size)
     model.train()
-    loss_sum, correct = 0.0, 0
+    loss_sum, correct, seen = 0.0, 0, 0
     for step in progress(range(steps), steps):
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch * steps + step)
-        index = order[step * batch_size : (step + 1) * batch_size]
+        index = order[step * batch_size : (step + 1) * batch_size][rank::world_size]
         x, y = to_model_input(images[index]), labels[index]
         if augment:
-            x = random_affine(x, generator)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
+            x = random_affine(x, draws)
+        if objective is None:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+        else:
+            loss, logits = objective(model, x, y, draws)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         loss_sum += loss.item() * len(y)
         correct += int((logits.argmax(1) == y).sum())
-    return EpochResult(epoch, loss_sum / len(images), correct / len(images))
+        seen += len(y)
+    if world_size > 1:
+        totals = torch.tensor([loss_sum, float(correct), float(seen)], dtype=torch.float64)
+        torch.distributed.all_reduce(totals)
+        loss_sum, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
+    return EpochResult(epoch, loss_sum / max(1, seen), correct / max(1, seen))
 
 
 @torch.inference_mode()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import safetensors
 import torch
+from safetensors.torch import load_file, save_file
 
 import digitguard
 from digitguard.data import derived, mnist
@@ -28,9 +29,10 @@ from digitguard.errors import TrainingError
 from digitguard.models.architectures import build_model, parameter_count
 from digitguard.models.artifact import write_signed_artifact
 from digitguard.models.manifest import ModelManifest
+from digitguard.training import adversarial, distributed
 from digitguard.training.checkpoint import CheckpointState, checkpoint_path, load_checkpoint, save_checkpoint
 from digitguard.training.config import TrainConfig
-from digitguard.training.loop import EpochResult, Progress, no_progress, one_cycle_lr, predict, train_epoch
+from digitguard.training.loop import Progress, no_progress, one_cycle_lr, predict, train_epoch
 from digitguard.training.metrics import evaluate_predictions
 
 
@@ -49,7 +51,7 @@ class TrainRequest:
 @dataclass(frozen=True)
 class TrainOutcome:
     out: Path
-    manifest: ModelManifest
+    manifest: ModelManifest | None  # None in the processes of a distributed run other than rank 0
     resumed_from_epoch: int
 
 
@@ -85,7 +87,7 @@ def split_data(data: mnist.MnistData, config: TrainConfig) -> Splits:
 def train_model(
     request: TrainRequest,
     progress: Progress = no_progress,
-    on_epoch: Callable[[EpochResult, float | None], None] = lambda result, val: None,
+    on_epoch: Callable[..., None] = lambda result, val, robust=None: None,
 ) -> TrainOutcome:
     config = request.config
     if request.out.exists():
@@ -100,11 +102,15 @@ def train_model(
     splits = split_data(data, config)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture)
+    cluster = distributed.join()
+    trained = cluster.wrap(model)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     ckpt = checkpoint_path(request.out)
     state = _start_or_resume(request, ckpt, model, optimizer, data.file_sha256)
+    adversary = config.adversarial_settings()
+    best_weights = best_weights_path(request.out)
     start_epoch = state.epochs_completed
     steps_per_epoch = -(-len(splits.train_images) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
@@ -113,9 +119,12 @@ def train_model(
         return one_cycle_lr(step, total_steps, config.learning_rate, config.warmup_fraction)
 
     history = list(state.history)
+    stop = _early_stop(adversary, config, history)
     for epoch in range(start_epoch, config.epochs):
+        if stop.stop:
+            break
         result = train_epoch(
-            model,
+            trained,
             optimizer,
             splits.train_images,
             splits.train_labels,
@@ -125,17 +134,40 @@ def train_model(
             augment=config.augment,
             lr_at=lr_at,
             progress=progress,
+            objective=None if adversary is None else adversarial.objective(adversary, epoch),
+            rank=cluster.rank,
+            world_size=cluster.world_size,
         )
         val_accuracy = _accuracy(model, splits.val_images, splits.val_labels)
-        history.append({**result.__dict__, "validation_accuracy": val_accuracy})
-        save_checkpoint(
-            ckpt, model, optimizer, CheckpointState(epoch + 1, config.to_dict(), data.file_sha256, history)
-        )
-        on_epoch(result, val_accuracy)
+        record: dict[str, Any] = {**result.__dict__, "validation_accuracy": val_accuracy}
+        if adversary is not None:
+            record["robust_validation_accuracy"] = _robust_validation(model, splits, config)
+        history.append(record)
+        stop = _early_stop(adversary, config, history)
+        if cluster.is_writer:
+            if adversary is not None and stop.best_epoch == epoch:
+                _save_best(model, best_weights)
+            progress_so_far = CheckpointState(epoch + 1, config.to_dict(), data.file_sha256, history)
+            save_checkpoint(ckpt, model, optimizer, progress_so_far)
+        if adversary is None:
+            on_epoch(result, val_accuracy)
+        else:
+            on_epoch(result, val_accuracy, record["robust_validation_accuracy"])
+    if (
+        cluster.is_writer
+        and adversary is not None
+        and stop.best_epoch is not None
+        and stop.best_epoch != len(history) - 1
+    ):
+        model.load_state_dict(load_file(best_weights))  # safetensors this run wrote; never torch.load
+    cluster.leave()
+    if not cluster.is_writer:
+        return TrainOutcome(request.out, None, start_epoch)
     test = evaluate_predictions(predict(model, splits.test_images), splits.test_labels)
     manifest = _manifest(request, model, data, dataset, history, test.to_dict(), commit)
     write_signed_artifact(request.out, model, manifest, request.signing_key)
     ckpt.unlink(missing_ok=True)
+    best_weights.unlink(missing_ok=True)
     return TrainOutcome(request.out, manifest, start_epoch)
 
 
@@ -156,6 +188,33 @@ def _start_or_resume(request, ckpt, model, optimizer, data_sha256) -> Checkpoint
     if state.data_sha256 != data_sha256:
         raise TrainingError(f"{ckpt}: checkpoint was made on different data files")
     return state
+
+
+def best_weights_path(out: Path) -> Path:
+    """Where an adversarial run keeps its best weights so far (by held-out PGD accuracy)."""
+    return Path(out).with_name(Path(out).name + ".best.safetensors")
+
+
+def _save_best(model, path: Path) -> None:
+    """The weights of the best epoch so far, written to a temporary name and renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, partial)
+    partial.replace(path)
+
+
+def _robust_validation(model, splits: Splits, config: TrainConfig) -> float:
+    size = min(config.robust_eval_size, len(splits.val_labels))
+    images, labels = splits.val_images[:size], splits.val_labels[:size]
+    steps = config.robust_eval_steps
+    return adversarial.robust_accuracy(model, images, labels, config.eps, steps, config.seed)
+
+
+def _early_stop(adversary, config: TrainConfig, history: list[dict[str, Any]]) -> adversarial.StopDecision:
+    if adversary is None:
+        return adversarial.StopDecision(False, None)
+    robust = [float(epoch["robust_validation_accuracy"]) for epoch in history]
+    return adversarial.early_stop(robust, config.early_stop_patience, config.collapse_drop)
 
 
 def _accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float | None:
