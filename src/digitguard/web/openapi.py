@@ -583,6 +583,13 @@ def openapi_document() -> dict[str, Any]:
                     {"200": "HTML", "401": "Not signed in", "403": "Role too low"},
                 )
             },
+            "/security": {
+                "get": _html(
+                    "The threat-model report for this running app and its served model (reviewers, admins)",
+                    "security_page",
+                    {"200": "HTML", "401": "Not signed in", "403": "Role too low"},
+                )
+            },
             "/admin/keys": {
                 "get": _html("Key administration page", "keys_page", {"200": "HTML", **ADMIN_ONLY})
             },
