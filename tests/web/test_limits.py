@@ -81,6 +81,14 @@ class TestSharedLimitsInRedis:
         assert [predict(first).status_code for _ in range(4)] == [200] * 4
         assert predict(second).status_code == 200
 
+    def test_an_unreachable_limit_store_refuses_with_503_not_an_unlimited_answer(self, app_config) -> None:
+        # Nothing listens on port 9 (discard): every count fails, so no prediction is answered.
+        app = create_app({**app_config, "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:9"})
+        response = predict(app.test_client())
+        assert response.status_code == 503
+        assert response.get_json()["error"] == "limits_unavailable"
+        assert response.headers["Retry-After"] == "1"
+
 
 class TestResourceLimits:
     def test_overload_is_503_with_retry_after_instead_of_a_queue(self, app_config) -> None:

@@ -22,6 +22,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,16 +50,32 @@ class SqliteAppender:
         self.synchronous = synchronous
         self.lock_path = database.with_name(database.name + ".append-lock")
         self._local = threading.local()
+        self._thread_lock = threading.Lock()
+        self._lock_fd: int | None = None
+        appender = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forget_locks(appender()))
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        """Hold the host-wide append lock (blocking; released by the kernel if the holder dies)."""
-        descriptor = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
+        """Hold the host-wide append lock (blocking; released by the kernel if the holder dies).
+
+        One lock file descriptor per process: a forked child forgets its parent's (an inherited
+        descriptor would share the parent's lock) and its thread lock (another thread may have
+        held it at the fork). The threads of one process take turns on that thread lock first,
+        since ``flock`` cannot tell them apart.
+        """
+        with self._thread_lock:
+            descriptor = self._lock_descriptor()
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
+            try:
+                yield
+            finally:
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+
+    def _lock_descriptor(self) -> int:
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return self._lock_fd
 
     def append(
         self, build: Callable[[int, str], tuple[StoredRecord, dict[str, object], Checkpoint | None]]
@@ -113,3 +130,10 @@ class SqliteAppender:
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
             local.connection, local.pid = connection, os.getpid()
         return local.connection
+
+
+def _forget_locks(appender: SqliteAppender | None) -> None:
+    """In a forked child: a fresh thread lock, and a lock descriptor of the child's own."""
+    if appender is not None:
+        appender._thread_lock = threading.Lock()
+        appender._lock_fd = None  # the inherited descriptor stays open for the parent's sake

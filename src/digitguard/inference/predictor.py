@@ -66,7 +66,9 @@ class Predictor:
         if not 0.0 <= abstain_below <= 1.0:
             raise ValueError("abstain_below must be in [0, 1]")
         self.verified = verified
-        self.model = verified.model.eval()
+        # channels_last: oneDNN's convolutions run about 15% faster on one image (same results
+        # within float rounding; bench/ablate_predict.py).
+        self.model = verified.model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.abstain_below = abstain_below
 
     @property

@@ -34,7 +34,6 @@ FGSM_RS_STEP = 1.25  # × ε, Wong et al.'s α
 PGD_STEP = 2.5  # × ε / steps, Madry et al.
 
 
-
 class AdversarialConfigError(ValueError):
     """An adversarial-training setting breaks a rule (unknown mode, ε outside (0, 1], …)."""
 

@@ -210,9 +210,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
     ):
         app.register_blueprint(blueprint)
     app.extensions["digitguard.limiter"] = limits.install(app)
-    review.install(
-        app, ReviewStore(app.extensions["digitguard.engine"]), app.extensions["digitguard.limiter"]
-    )
+    review.install(app, ReviewStore(app.extensions["digitguard.engine"]))
     errors.register(app)
     security.register(app)
     logs.register(app)

@@ -8,6 +8,7 @@ import time
 
 from flask import Flask, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
+from limits import RateLimitItem
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from digitguard.db import UNAVAILABLE
@@ -39,6 +40,15 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.retry_after_s = status, code, message, retry_after_s
 
 
+class RateLimitedError(Exception):
+    """A request went past one of its limits; ``retry_after_s`` is when that window resets."""
+
+    def __init__(self, limit: RateLimitItem, retry_after_s: int) -> None:
+        super().__init__(f"rate limit exceeded: {limit}")
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
 def error_response(status: int, code: str, message: str, retry_after_s: int | None = None):
     body = {"error": code, "message": message}
     if getattr(g, "request_id", None):
@@ -58,6 +68,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(InputError)
     def input_error(exc: InputError):
         return error_response(INPUT_ERROR_STATUS.get(type(exc), 422), exc.code, str(exc))
+
+    @app.errorhandler(RateLimitedError)
+    def over_a_limit(exc: RateLimitedError):
+        app.extensions["digitguard.metrics"].rate_limited(request.endpoint)
+        return error_response(429, "rate_limited", str(exc), exc.retry_after_s)
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc: RateLimitExceeded):

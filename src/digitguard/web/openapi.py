@@ -501,8 +501,9 @@ def openapi_document() -> dict[str, Any]:
                         "429": _error("Rate limit or daily quota exceeded; see Retry-After"),
                         "503": _error(
                             "overloaded, inference_timeout, audit_unavailable (the decision could not be "
-                            "recorded, so it is not returned) or database_unavailable (keys cannot be "
-                            "checked); see Retry-After"
+                            "recorded, so it is not returned), database_unavailable (keys cannot be "
+                            "checked) or limits_unavailable (the rate-limit store cannot be reached); "
+                            "see Retry-After"
                         ),
                     },
                     "security": [{}, {"bearer": []}, {"session": []}],

@@ -35,7 +35,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_limiter import Limiter
 from PIL import Image
 from sqlalchemy.engine import Connection
 
@@ -84,15 +83,13 @@ ERRORS: dict[type[ReviewError], tuple[int, str]] = {
 }
 
 
-def install(app: Flask, store: ReviewStore, limiter: Limiter) -> None:
+def install(app: Flask, store: ReviewStore) -> None:
     """Give the app its queue, and limit flags like predictions (caller limits, per-address limit)."""
-    from digitguard.web.limits import _caller_limits, _ip_key, _principal_key
+    from digitguard.web.limits import limited
 
     app.extensions[EXTENSION] = store
     views: dict[str, Any] = app.view_functions
-    caller = limiter.limit(_caller_limits, key_func=_principal_key, scope="caller")
-    address = limiter.limit(lambda: current_app.config["IP_LIMIT"], key_func=_ip_key, scope="address")
-    views["review.flag"] = address(caller(views["review.flag"]))
+    views["review.flag"] = limited(views["review.flag"])
 
 
 def queue() -> ReviewStore:
