@@ -11,7 +11,7 @@ import redis
 
 from digitguard.security.keys import Role
 from digitguard.web import create_app
-from tests.web.test_access import PIXELS, bearer
+from tests.web.test_access import PIXELS, bearer, sign_in
 
 REDIS_URL = os.environ.get("DIGITGUARD_TEST_REDIS", "redis://127.0.0.1:6379")
 
@@ -54,6 +54,14 @@ class TestRateLimits:
         assert [predict(client, token).status_code for _ in range(3)] == [200, 200, 429]
         time.sleep(float(predict(client, token).headers["Retry-After"]) + 0.2)
         assert predict(client, token).status_code == 200
+
+    def test_the_sign_in_form_has_its_own_per_address_limit(self, app_config) -> None:
+        app = create_app({**app_config, "SIGNIN_LIMIT": "2/minute", "SIGNIN_FREE_ATTEMPTS": 100})
+        token = app.extensions["digitguard.keys"].create("r", Role.REVIEWER).token
+        client = app.test_client()
+        statuses = [sign_in(client, token).status_code for _ in range(3)]
+        assert statuses == [302, 302, 429]
+        assert predict(client, token).status_code == 200  # predictions count apart
 
 
 class TestSharedLimitsInRedis:
