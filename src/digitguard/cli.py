@@ -17,6 +17,7 @@ import click
 import platformdirs
 
 from digitguard.attack_cli import attack_command
+from digitguard.detector_cli import detector
 from digitguard.errors import DigitguardError
 from digitguard.poisoning.cli import attack_backdoor_command, poison_command, scan_command
 from digitguard.review_cli import review
@@ -55,6 +56,7 @@ def cli() -> None:
 cli.add_command(review)
 cli.add_command(threats)
 cli.add_command(attack_command)
+cli.add_command(detector)
 cli.add_command(poison_command)
 cli.add_command(attack_backdoor_command)
 

@@ -35,7 +35,6 @@ def test_concurrent_appenders_make_one_gap_free_verifiable_chain(trail: AuditSto
     assert principals == {f"process:p{index}" for index in range(PROCESSES)}
 
 
-
 def test_opening_the_trail_again_never_resets_or_trips_over_the_existing_head(audit_url: str) -> None:
     """Replicas starting together on a fresh database each create the head row: the two-replica
     test caught one failing on the duplicate. The insert must be a no-op when the row exists."""

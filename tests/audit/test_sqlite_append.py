@@ -87,4 +87,3 @@ def test_the_append_connection_uses_the_configured_synchronous_mode(
 def test_an_unknown_synchronous_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AuditStoreError, match="synchronous mode must be one of"):
         AuditStore(audit_engine(f"sqlite:///{tmp_path / 'trail.db'}"), sqlite_synchronous="OFF")
-

@@ -234,4 +234,3 @@ def test_two_process_data_parallel_training_keeps_replicas_in_sync_and_matches_o
     )
     for name, value in alone.state_dict().items():
         assert torch.allclose(rank0[name], value, atol=1e-5), name
-

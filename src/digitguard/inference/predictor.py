@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from digitguard.defences.squeeze import Calibration, squeeze_forward
 from digitguard.errors import InvalidPixelsError, NothingDrawnError
 from digitguard.models.artifact import VerifiedModel
 
@@ -29,6 +30,10 @@ class Prediction:
     confidence: float
     abstained: bool
     model_sha256: str
+    # The adversarial-input detector's score (None when none is active) and whether it fired;
+    # a flagged input is an abstention whatever its confidence.
+    detector_score: float | None = None
+    flagged_adversarial: bool = False
 
     @property
     def top_class(self) -> int:
@@ -62,10 +67,19 @@ def check_pixels(pixels: object) -> np.ndarray:
 
 
 class Predictor:
-    def __init__(self, verified: VerifiedModel, abstain_below: float = DEFAULT_ABSTAIN_BELOW) -> None:
+    """``detector``: a feature-squeezing calibration; when given, every prediction is scored and an
+    input above its threshold is an abstention flagged as possibly adversarial."""
+
+    def __init__(
+        self,
+        verified: VerifiedModel,
+        abstain_below: float = DEFAULT_ABSTAIN_BELOW,
+        detector: Calibration | None = None,
+    ) -> None:
         if not 0.0 <= abstain_below <= 1.0:
             raise ValueError("abstain_below must be in [0, 1]")
         self.verified = verified
+        self.detector = detector
         # channels_last: oneDNN's convolutions run about 15% faster on one image (same results
         # within float rounding; bench/ablate_predict.py).
         self.model = verified.model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -77,19 +91,26 @@ class Predictor:
 
     def predict(self, digit28: np.ndarray) -> Prediction:
         """``digit28``: (28, 28) float in [0, 1], MNIST polarity."""
+        x = torch.from_numpy(np.ascontiguousarray(digit28, dtype=np.float32)).view(1, 1, 28, 28)
+        score = None
         with torch.inference_mode():
-            logits = self.model(
-                torch.from_numpy(np.ascontiguousarray(digit28, dtype=np.float32)).view(1, 1, 28, 28)
-            )
+            if self.detector is None:
+                logits = self.model(x)
+            else:  # the input and its two squeezed views in one batch
+                output = squeeze_forward(self.model, x)
+                logits, score = output.logits, float(output.scores[0])
             probabilities = torch.softmax(logits, 1)[0].double()
         confidence = float(probabilities.max())
-        abstained = confidence < self.abstain_below
+        flagged = score is not None and self.detector is not None and score > self.detector.threshold
+        abstained = confidence < self.abstain_below or flagged
         return Prediction(
             digit=None if abstained else int(probabilities.argmax()),
             probabilities=tuple(probabilities.tolist()),
             confidence=confidence,
             abstained=abstained,
             model_sha256=self.model_sha256,
+            detector_score=score,
+            flagged_adversarial=flagged,
         )
 
     def explain(self, digit28: np.ndarray, target: int) -> np.ndarray:

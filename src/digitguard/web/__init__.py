@@ -22,9 +22,10 @@ from typing import Any
 
 from flask import Flask, g
 
+from digitguard.defences.squeeze import Calibration, DetectorCalibrationError
 from digitguard.errors import DigitguardError
 from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, Predictor
-from digitguard.models.artifact import load_verified
+from digitguard.models.artifact import VerifiedModel, load_verified
 from digitguard.paths import default_database_url, instance_dir
 from digitguard.review.store import ReviewStore
 from digitguard.security.store import KeyStore, connect
@@ -50,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "MODEL_DIR": None,
     "TRUST_DIRS": [],
     "ABSTAIN_BELOW": DEFAULT_ABSTAIN_BELOW,
+    "ADVERSARIAL_DETECTOR": "auto",
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 4_000_000,
     "MAX_IMAGE_SIDE": 4096,
@@ -169,7 +171,30 @@ def _predictor(app: Flask) -> Predictor:
     trust = app.config["TRUST_DIRS"]
     trust_dirs = [Path(p) for p in (trust.split(os.pathsep) if isinstance(trust, str) else trust) if p]
     verified = load_verified(model_dir, trust_dirs)
-    return Predictor(verified, abstain_below=float(app.config["ABSTAIN_BELOW"]))
+    return Predictor(
+        verified,
+        abstain_below=float(app.config["ABSTAIN_BELOW"]),
+        detector=detector_for(verified, app.config["ADVERSARIAL_DETECTOR"]),
+    )
+
+
+DETECTOR_SWITCH = ("auto", "on", "off")
+
+
+def detector_for(verified: VerifiedModel, switch: object) -> Calibration | None:
+    """The served model's detector calibration under ``ADVERSARIAL_DETECTOR``: ``auto`` (default)
+    uses it when the model carries one, ``on`` refuses a model without one, ``off`` serves none."""
+    from digitguard.detector_cli import DETECTOR_METRIC, calibration_of
+
+    mode = str(switch).lower()
+    if mode not in DETECTOR_SWITCH:
+        raise ConfigError(f"ADVERSARIAL_DETECTOR must be one of {DETECTOR_SWITCH}, not {switch!r}")
+    if mode == "off" or (mode == "auto" and DETECTOR_METRIC not in verified.manifest.metrics):
+        return None
+    try:
+        return calibration_of(verified.manifest.metrics)
+    except DetectorCalibrationError as exc:
+        raise ConfigError(f"ADVERSARIAL_DETECTOR={mode}: {exc}") from exc
 
 
 def _register(app: Flask, predictor: Predictor) -> None:

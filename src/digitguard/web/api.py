@@ -41,6 +41,8 @@ def predict():
         "confidence": round(prediction.confidence, 6),
         "abstained": prediction.abstained,
         "abstain_below": predictor.abstain_below,
+        "flagged_adversarial": prediction.flagged_adversarial,
+        "detector_score": _rounded(prediction.detector_score),
         "model_sha256": prediction.model_sha256,
         "request_id": g.request_id,
     }
@@ -59,11 +61,17 @@ def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str,
         "abstained": prediction.abstained,
         "probabilities": [round(p, 6) for p in prediction.probabilities],
         "confidence": round(prediction.confidence, 6),
+        "detector_scores": {"feature_squeezing": _rounded(prediction.detector_score)},
+        "flagged_adversarial": prediction.flagged_adversarial,
         "latency_ms": round(budget.elapsed_s() * 1e3, 3),
     }
     if current_app.config["AUDIT_STORE_INPUTS"]:
         details["input"] = np.round(digit28, 4).tolist()
     return details
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 6)
 
 
 def _details(predictor, digit28: np.ndarray, top_class: int) -> dict[str, object]:

@@ -25,7 +25,7 @@ from digitguard.errors import ModelError
 from digitguard.inference.predictor import Predictor
 from digitguard.models.artifact import ARTIFACT_FILES, load_verified
 from digitguard.security.store import model_target, now
-from digitguard.web import EXTENSION, trail
+from digitguard.web import EXTENSION, ConfigError, detector_for, trail
 from digitguard.web.errors import ApiError
 
 
@@ -100,7 +100,11 @@ def swap(app: Flask, model_dir: Path) -> Predictor:
     trust_dirs = [Path(p) for p in (trust.split(":") if isinstance(trust, str) else trust) if p]
     verified = load_verified(model_dir, trust_dirs)
     old: Predictor = app.extensions[EXTENSION]
-    predictor = Predictor(verified, abstain_below=old.abstain_below)
+    try:
+        detector = detector_for(verified, app.config["ADVERSARIAL_DETECTOR"])
+    except ConfigError as exc:  # e.g. ADVERSARIAL_DETECTOR=on and the new model has no calibration
+        raise ModelError(f"{model_dir}: {exc}") from exc
+    predictor = Predictor(verified, abstain_below=old.abstain_below, detector=detector)
     app.extensions[EXTENSION] = predictor
     watch: ModelWatch = app.extensions["digitguard.watch"]
     watch.loaded_hashes, watch.files_intact = file_hashes(model_dir), True

@@ -119,7 +119,11 @@
 
   function showResult(body) {
     hideFlag();
-    if (body.abstained) {
+    if (body.flagged_adversarial) {
+      digitOut.textContent = "not sure";
+      digitOut.dataset.state = "flagged";
+      say("Flagged as possibly adversarial: the answer changes when the drawing is simplified, so none is given and a person will review it.");
+    } else if (body.abstained) {
       digitOut.textContent = "not sure";
       digitOut.dataset.state = "abstained";
       say("The model is not confident enough to answer, so a person will review it. Try drawing the digit more clearly.");

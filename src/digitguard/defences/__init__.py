@@ -1,0 +1,1 @@
+"""Defences against adversarial inputs that sit beside the classifier (detectors)."""
