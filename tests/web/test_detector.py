@@ -74,3 +74,20 @@ def test_on_refuses_a_model_without_a_calibration(app_config: dict) -> None:
 def test_an_unknown_switch_value_stops_the_app(app_config: dict) -> None:
     with pytest.raises(ConfigError, match="ADVERSARIAL_DETECTOR must be one of"):
         create_app({**app_config, "ADVERSARIAL_DETECTOR": "maybe"})
+
+
+def test_an_ensemble_is_served_and_recorded_member_by_member(
+    shipped_config: dict, digits, app_config
+) -> None:
+    member = app_config["MODEL_DIR"]  # the untrained test model, signed by the test key
+    app = create_app(
+        {**shipped_config, "ENSEMBLE_MODEL_DIRS": [member], "TRUST_DIRS": app_config["TRUST_DIRS"]}
+    )
+    predictor = app.extensions["digitguard"]
+    assert len(predictor.member_sha256s) == 2
+    answer = predict(app.test_client(), digits[0][0])
+    recorded = [r.details for r in records(app) if r.kind == "prediction"][-1]
+    assert recorded["ensemble_sha256s"] == list(predictor.member_sha256s)
+    # An untrained member pulls the mean towards uniform: the ensemble is less sure than the model alone.
+    alone = predict(create_app(shipped_config).test_client(), digits[0][0])
+    assert answer["confidence"] < alone["confidence"]

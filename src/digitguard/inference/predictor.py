@@ -10,6 +10,7 @@ al., 2017) over the 28×28 input for the predicted class.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 
 from digitguard.defences.squeeze import Calibration, squeeze_forward
 from digitguard.errors import InvalidPixelsError, NothingDrawnError
+from digitguard.inference.uncertainty import Ensemble
 from digitguard.models.artifact import VerifiedModel
 
 DEFAULT_ABSTAIN_BELOW = 0.7
@@ -75,19 +77,28 @@ class Predictor:
         verified: VerifiedModel,
         abstain_below: float = DEFAULT_ABSTAIN_BELOW,
         detector: Calibration | None = None,
+        members: Sequence[VerifiedModel] = (),
     ) -> None:
         if not 0.0 <= abstain_below <= 1.0:
             raise ValueError("abstain_below must be in [0, 1]")
         self.verified = verified
         self.detector = detector
-        # channels_last: oneDNN's convolutions run about 15% faster on one image (same results
-        # within float rounding; bench/ablate_predict.py).
-        self.model = verified.model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.members = tuple(members)
+        primary = _for_inference(verified)
+        # With ensemble members the answer is the mean of all the models' probabilities; the
+        # detector keeps scoring the primary model, on which its threshold was calibrated.
+        self.model = Ensemble([primary, *map(_for_inference, self.members)]) if self.members else primary
+        self.detector_model = primary
         self.abstain_below = abstain_below
 
     @property
     def model_sha256(self) -> str:
         return self.verified.weights_sha256
+
+    @property
+    def member_sha256s(self) -> tuple[str, ...]:
+        """The primary model's weights hash, then each ensemble member's (one entry without an ensemble)."""
+        return (self.model_sha256, *(member.weights_sha256 for member in self.members))
 
     def predict(self, digit28: np.ndarray) -> Prediction:
         """``digit28``: (28, 28) float in [0, 1], MNIST polarity."""
@@ -97,8 +108,9 @@ class Predictor:
             if self.detector is None:
                 logits = self.model(x)
             else:  # the input and its two squeezed views in one batch
-                output = squeeze_forward(self.model, x)
-                logits, score = output.logits, float(output.scores[0])
+                output = squeeze_forward(self.detector_model, x)
+                score = float(output.scores[0])
+                logits = self.model(x) if self.members else output.logits
             probabilities = torch.softmax(logits, 1)[0].double()
         confidence = float(probabilities.max())
         flagged = score is not None and self.detector is not None and score > self.detector.threshold
@@ -124,3 +136,9 @@ class Predictor:
         heat = attributions.detach()[0, 0].numpy()
         scale = float(np.abs(heat).max())
         return heat / scale if scale > 0 else heat
+
+
+def _for_inference(verified: VerifiedModel) -> torch.nn.Module:
+    # channels_last: oneDNN's convolutions run about 15% faster on one image (same results
+    # within float rounding; bench/ablate_predict.py).
+    return verified.model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]

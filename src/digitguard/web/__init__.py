@@ -52,6 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "TRUST_DIRS": [],
     "ABSTAIN_BELOW": DEFAULT_ABSTAIN_BELOW,
     "ADVERSARIAL_DETECTOR": "auto",
+    # Optional deep ensemble: further signed model directories whose probabilities are averaged
+    # with MODEL_DIR's (each verified like it); empty: the model alone.
+    "ENSEMBLE_MODEL_DIRS": [],
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 4_000_000,
     "MAX_IMAGE_SIDE": 4096,
@@ -171,10 +174,13 @@ def _predictor(app: Flask) -> Predictor:
     trust = app.config["TRUST_DIRS"]
     trust_dirs = [Path(p) for p in (trust.split(os.pathsep) if isinstance(trust, str) else trust) if p]
     verified = load_verified(model_dir, trust_dirs)
+    members = app.config["ENSEMBLE_MODEL_DIRS"]
+    member_dirs = [Path(p) for p in (members.split(os.pathsep) if isinstance(members, str) else members) if p]
     return Predictor(
         verified,
         abstain_below=float(app.config["ABSTAIN_BELOW"]),
         detector=detector_for(verified, app.config["ADVERSARIAL_DETECTOR"]),
+        members=[load_verified(member, trust_dirs) for member in member_dirs],
     )
 
 

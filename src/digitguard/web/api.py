@@ -65,6 +65,9 @@ def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str,
         "flagged_adversarial": prediction.flagged_adversarial,
         "latency_ms": round(budget.elapsed_s() * 1e3, 3),
     }
+    predictor = predictor_of(current_app)
+    if predictor.members:
+        details["ensemble_sha256s"] = list(predictor.member_sha256s)
     if current_app.config["AUDIT_STORE_INPUTS"]:
         details["input"] = np.round(digit28, 4).tolist()
     return details

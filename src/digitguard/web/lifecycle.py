@@ -104,7 +104,7 @@ def swap(app: Flask, model_dir: Path) -> Predictor:
         detector = detector_for(verified, app.config["ADVERSARIAL_DETECTOR"])
     except ConfigError as exc:  # e.g. ADVERSARIAL_DETECTOR=on and the new model has no calibration
         raise ModelError(f"{model_dir}: {exc}") from exc
-    predictor = Predictor(verified, abstain_below=old.abstain_below, detector=detector)
+    predictor = Predictor(verified, abstain_below=old.abstain_below, detector=detector, members=old.members)
     app.extensions[EXTENSION] = predictor
     watch: ModelWatch = app.extensions["digitguard.watch"]
     watch.loaded_hashes, watch.files_intact = file_hashes(model_dir), True
