@@ -20,6 +20,7 @@ from digitguard.attack_cli import attack_command
 from digitguard.detector_cli import detector
 from digitguard.errors import DigitguardError
 from digitguard.poisoning.cli import attack_backdoor_command, poison_command, scan_command
+from digitguard.report_cli import report
 from digitguard.review_cli import review
 from digitguard.threats_cli import threats
 
@@ -57,6 +58,7 @@ cli.add_command(review)
 cli.add_command(threats)
 cli.add_command(attack_command)
 cli.add_command(detector)
+cli.add_command(report)
 cli.add_command(poison_command)
 cli.add_command(attack_backdoor_command)
 

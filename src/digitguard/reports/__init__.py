@@ -1,0 +1,1 @@
+"""Reports that gather measured numbers into Markdown, JSON and PNGs."""
