@@ -802,21 +802,44 @@ CONTROLS = (
     Control(
         "adversarial-detection",
         "Adversarial inputs are detected",
-        "A detector in front of the model flags PGD ε=0.3 inputs on the served model.",
+        "Feature squeezing (1-bit depth, 2×2 median) scores every prediction; a flagged input is an "
+        "abstention. Measured by `digitguard detector evaluate` on the served model, against PGD and "
+        "an adaptive attack that targets classifier and detector together.",
         (
+            setting(
+                "the detector is not switched off",
+                "ADVERSARIAL_DETECTOR",
+                "one_of",
+                ("auto", "on"),
+                default="auto",
+            ),
             result(
-                "detection rate of PGD ε=0.3 inputs ≥ 90%",
-                "robustness/detection-result.json",
-                "detection_rate",
+                "adaptive attack ε=0.3: ≥ 95% classified correctly or flagged",
+                "robustness/detector-*/detector-result.json",
+                "attacks[attack=squeeze-aware-pgd].correct_or_flagged",
+                ">=",
+                0.95,
+            ),
+            result(
+                "PGD ε=0.3 examples that fool the model: ≥ 90% flagged",
+                "robustness/detector-*/detector-result.json",
+                "attacks[attack=pgd].flagged_of_fooled",
                 ">=",
                 0.9,
             ),
             result(
-                "false positives on clean inputs ≤ 5%",
-                "robustness/detection-result.json",
-                "false_positive_rate",
+                "false positives on clean test digits ≤ 5%",
+                "robustness/detector-*/detector-result.json",
+                "clean_test.flagged",
                 "<=",
                 0.05,
+            ),
+            tests(
+                "tests/web/test_detector.py::test_a_clean_digit_is_answered_and_an_adversarial_one_is_flagged",
+                "tests/web/test_detector.py::test_on_refuses_a_model_without_a_calibration",
+                "tests/defences/test_squeeze.py::TestOnTheShippedModel",
+                "tests/defences/test_adaptive.py::test_with_a_budget_that_allows_any_image_it_evades_the_detector",
+                covers=("src/digitguard/defences/squeeze.py", "src/digitguard/inference/predictor.py"),
             ),
         ),
         reduces_likelihood=1,

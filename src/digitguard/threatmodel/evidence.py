@@ -312,7 +312,9 @@ def _same(actual: object, wanted: str) -> bool:
 
 # --- configuration -----------------------------------------------------------------------
 
-CONFIG_CHECKS = frozenset({"true", "false", "equals", "at_most", "at_least", "rate_at_most", "scheme_in"})
+CONFIG_CHECKS = frozenset(
+    {"true", "false", "equals", "at_most", "at_least", "rate_at_most", "scheme_in", "one_of"}
+)
 _ABSENT = object()
 
 
@@ -346,6 +348,8 @@ def _config_holds(evidence: ConfigEvidence, value: Any) -> bool:
         return _number(value) >= _number(expected)
     if check == "rate_at_most":
         return rate_cap(str(value), str(expected)) <= _limit_items(str(expected))[0].amount
+    if check == "one_of":
+        return str(value).lower() in tuple(expected)  # type: ignore[arg-type]
     # scheme_in
     return str(value).partition("://")[0] in tuple(expected)  # type: ignore[arg-type]
 
@@ -380,6 +384,8 @@ def describe_check(evidence: ConfigEvidence) -> str:
     check, expected = evidence.check, evidence.expected
     if check == "scheme_in":
         return f"a {' or '.join(f'{s}://' for s in expected)} URI"  # type: ignore[attr-defined]
+    if check == "one_of":
+        return f"one of {', '.join(map(repr, expected))}"  # type: ignore[call-overload]
     words = {
         "true": "true",
         "false": "false (or unset)",
