@@ -157,6 +157,12 @@ def data_verify(data_dir: Path | None) -> None:
     is_flag=True,
     help="Accept data whose hashes are not the pinned MNIST ones (recorded in the manifest).",
 )
+@click.option(
+    "--init-from",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Fine-tune: start from this verified model's weights (its hash is recorded).",
+)
 @click.option("--name", default=None, help="Model name for the manifest (default: the --out directory name).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option(
@@ -171,12 +177,16 @@ def train(
     name: str | None,
     quiet: bool,
     audit_db: str | None,
+    init_from: Path | None,
     **settings: object,
 ) -> None:
     """Train a model on verified MNIST and write a signed model directory."""
+    from digitguard.models.artifact import load_verified
     from digitguard.training.config import TrainConfig
     from digitguard.training.run import TrainRequest, train_model
 
+    if init_from is not None:
+        settings["init_from_sha256"] = load_verified(init_from).weights_sha256
     try:
         config = TrainConfig(**{k: v for k, v in settings.items() if v is not None})  # type: ignore[arg-type]
     except ValueError as exc:
@@ -189,6 +199,7 @@ def train(
         name=name or out.name,
         resume=resume,
         allow_unverified=allow_unverified,
+        init_from=init_from,
     )
 
     def on_epoch(result, val_accuracy, robust=None) -> None:

@@ -167,3 +167,27 @@ def test_a_killed_cli_run_leaves_no_artifact_and_resumes_to_a_loadable_model(
     resumed = subprocess.run(_cli(*args, "--resume"), capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert load_verified(out, [trusted_key.trust_dir]).manifest.training["epochs"] == 3
+
+
+class TestFineTuning:
+    BASIC = Path(__file__).resolve().parents[2] / "models" / "basic"
+
+    def test_a_run_can_start_from_a_verified_model_and_records_which(
+        self, tmp_path: Path, mnist_dir: Path, trusted_key: KeyPair
+    ) -> None:
+        basic = load_verified(self.BASIC)
+        config = TrainConfig(
+            epochs=1, batch_size=64, validation_size=200, train_limit=600, augment=False,
+            learning_rate=1e-5, init_from_sha256=basic.weights_sha256,
+        )  # fmt: skip
+        outcome = train_model(request(tmp_path, mnist_dir, trusted_key, config, init_from=self.BASIC))
+        assert outcome.manifest.training["init_from_sha256"] == basic.weights_sha256
+        assert outcome.manifest.metrics["test_accuracy"] > 0.98  # 600 images alone would not get there
+
+    def test_weights_other_than_the_configured_ones_are_refused(
+        self, tmp_path: Path, mnist_dir: Path, trusted_key: KeyPair
+    ) -> None:
+        config = TrainConfig(epochs=1, train_limit=600, validation_size=200, init_from_sha256="0" * 64)
+        with pytest.raises(TrainingError, match="not the configured init_from_sha256"):
+            train_model(request(tmp_path, mnist_dir, trusted_key, config, init_from=self.BASIC))
+        assert not (tmp_path / "model").exists()

@@ -50,6 +50,8 @@ class TrainConfig:
     robust_eval_steps: int = 20
     early_stop_patience: int = 3
     collapse_drop: float = 0.2  # stop at once when PGD accuracy falls this far below its best
+    # Fine-tuning: start from the weights of a verified model with this weights SHA-256 (None: from scratch).
+    init_from_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -83,6 +85,8 @@ class TrainConfig:
         values = dataclasses.asdict(self)
         if self.adversarial is None:
             values = {k: v for k, v in values.items() if k not in ADVERSARIAL_FIELDS}
+        if self.init_from_sha256 is None:
+            del values["init_from_sha256"]
         return values
 
     @classmethod

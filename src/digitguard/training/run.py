@@ -45,6 +45,7 @@ class TrainRequest:
     name: str
     resume: bool = False
     allow_unverified: bool = False
+    init_from: Path | None = None  # a verified model whose weights start the run (config.init_from_sha256)
     created_by: str = field(default_factory=lambda: f"{getpass.getuser()}@{socket.gethostname()}")
 
 
@@ -102,6 +103,8 @@ def train_model(
     splits = split_data(data, config)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture)
+    if request.init_from is not None:
+        _start_from(model, request.init_from, config)
     cluster = distributed.join()
     trained = cluster.wrap(model)
     optimizer = torch.optim.Adam(
@@ -169,6 +172,23 @@ def train_model(
     ckpt.unlink(missing_ok=True)
     best_weights.unlink(missing_ok=True)
     return TrainOutcome(request.out, manifest, start_epoch)
+
+
+def _start_from(model: torch.nn.Module, model_dir: Path, config: TrainConfig) -> None:
+    """Load a verified model's weights into ``model``; they must be the ones the config names."""
+    from digitguard.models.artifact import load_verified
+
+    verified = load_verified(model_dir)
+    if verified.manifest.architecture != config.architecture:
+        raise TrainingError(
+            f"{model_dir}: architecture {verified.manifest.architecture!r}, not {config.architecture!r}"
+        )
+    if verified.weights_sha256 != config.init_from_sha256:
+        raise TrainingError(
+            f"{model_dir}: weights {verified.weights_sha256} are not the configured "
+            f"init_from_sha256 {config.init_from_sha256}"
+        )
+    model.load_state_dict(verified.model.state_dict())
 
 
 def _start_or_resume(request, ckpt, model, optimizer, data_sha256) -> CheckpointState:
