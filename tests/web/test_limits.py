@@ -55,6 +55,11 @@ class TestRateLimits:
         time.sleep(float(predict(client, token).headers["Retry-After"]) + 0.2)
         assert predict(client, token).status_code == 200
 
+    def test_switched_off_no_limit_is_counted(self, app_config) -> None:
+        app = create_app({**app_config, "ANONYMOUS_LIMIT": "1/minute", "RATELIMIT_ENABLED": False})
+        client = app.test_client()
+        assert [predict(client).status_code for _ in range(3)] == [200] * 3
+
     def test_the_sign_in_form_has_its_own_per_address_limit(self, app_config) -> None:
         app = create_app({**app_config, "SIGNIN_LIMIT": "2/minute", "SIGNIN_FREE_ATTEMPTS": 100})
         token = app.extensions["digitguard.keys"].create("r", Role.REVIEWER).token
