@@ -234,3 +234,31 @@ def test_two_process_data_parallel_training_keeps_replicas_in_sync_and_matches_o
     )
     for name, value in alone.state_dict().items():
         assert torch.allclose(rank0[name], value, atol=1e-5), name
+
+
+def test_digitguard_train_under_torchrun_with_two_cpu_processes_writes_one_signed_model(
+    tmp_path: Path, mnist_dir: Path, trusted_key: KeyPair
+) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    # An explicit free port: with --master_port 0 the workers were told port 0 and never met
+    # (the hang that kept this test out of the suite).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "ddp-model"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(port),
+        "-m", "digitguard", "train", "--data-dir", str(mnist_dir), "--out", str(out),
+        "--key", str(trusted_key.private), "--epochs", "1", "--limit", "600", "--validation-size", "100",
+        "--no-augment", "--quiet", "--adversarial", "fgsm-rs", "--robust-eval-size", "50",
+        "--robust-eval-steps", "2",
+    ]  # fmt: skip
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.count("signed model written to") == 1  # rank 0 alone writes and reports
+    manifest = load_verified(out, [trusted_key.trust_dir]).manifest
+    assert manifest.training["adversarial"] == "fgsm-rs"
