@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from digitguard.cli_options import data_dir_option, trust_option
 from digitguard.errors import AttackError
 
 if TYPE_CHECKING:
@@ -67,19 +68,8 @@ DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
     default=None,
     help="Directory for ATTACK-result.json, ATTACK-accuracy.png and ATTACK-examples.png.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help=f"MNIST directory (default: ${DATA_DIR_ENV} or the per-user cache directory).",
-)
-@click.option(
-    "--trust",
-    "trust_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Extra directory of trusted public keys (repeatable); trust/ is always used.",
-)
+@data_dir_option
+@trust_option
 @click.option(
     "--target-accuracy",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),

@@ -17,6 +17,7 @@ import click
 import platformdirs
 
 from digitguard.attack_cli import attack_command
+from digitguard.cli_options import data_dir_option, trust_option
 from digitguard.detector_cli import detector
 from digitguard.errors import DigitguardError
 from digitguard.poisoning.cli import attack_backdoor_command, poison_command, scan_command
@@ -31,21 +32,6 @@ SIGNING_KEY_ENV = "DIGITGUARD_SIGNING_KEY"
 
 def default_data_dir() -> Path:
     return Path(os.environ.get(DATA_DIR_ENV) or Path(platformdirs.user_cache_dir("digitguard")) / "mnist")
-
-
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help=f"MNIST directory (default: ${DATA_DIR_ENV} or the per-user cache directory).",
-)
-trust_option = click.option(
-    "--trust",
-    "trust_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Extra directory of trusted public keys (repeatable); trust/ is always used.",
-)
 
 
 @click.group()

@@ -23,6 +23,8 @@ from typing import Any
 
 import click
 
+from digitguard.cli_options import data_dir_option, trust_option
+
 DETECTOR_METRIC = "adversarial_detector"
 EVALUATED_ATTACKS = ("fgsm", "pgd", "cw", "adaptive")
 
@@ -33,19 +35,7 @@ def detector() -> None:
 
 
 def _data_dir_option(function: Any) -> Any:
-    function = click.option(
-        "--trust",
-        "trust_dirs",
-        multiple=True,
-        type=click.Path(path_type=Path, file_okay=False, exists=True),
-        help="Extra directory of trusted public keys (repeatable); trust/ is always used.",
-    )(function)
-    return click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        default=None,
-        help="MNIST directory (default: $DIGITGUARD_DATA_DIR or the per-user cache directory).",
-    )(function)
+    return data_dir_option(trust_option(function))
 
 
 @detector.command("calibrate")

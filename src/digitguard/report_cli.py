@@ -14,6 +14,8 @@ from pathlib import Path
 
 import click
 
+from digitguard.cli_options import data_dir_option, trust_option
+
 
 @click.group("report")
 def report() -> None:
@@ -50,14 +52,8 @@ def report() -> None:
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True, help="PGD restarts.")
 @click.option("--autoattack-samples", type=click.IntRange(min=0), default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--trust",
-    "trust_dirs",
-    multiple=True,
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    help="Extra directory of trusted public keys (repeatable); trust/ is always used.",
-)
-@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@trust_option
+@data_dir_option
 def robustness_command(
     out: Path,
     model_dirs: tuple[Path, ...],

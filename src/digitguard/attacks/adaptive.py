@@ -17,13 +17,11 @@ keeps its last one (which is then classified correctly, flagged, or both).
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from digitguard.attacks.base import Attack, Setting, project
+from digitguard.attacks.base import Attack, Setting, project, seeded_uniform
 from digitguard.defences.squeeze import scores_from_logits, squeeze_forward, squeezed_views
 from digitguard.errors import AttackError
 
@@ -138,10 +136,4 @@ class SqueezeAwarePGD(Attack):
         return logits.argmax(1)
 
     def _random_start(self, images: torch.Tensor, mode: str, restart: int) -> torch.Tensor:
-        noise = torch.empty_like(images)
-        prefix = f"digitguard-squeeze-pgd:{self.seed}:{mode}:{restart}:".encode()
-        for index, image in enumerate(images):
-            digest = hashlib.sha256(prefix + image.cpu().numpy().tobytes()).digest()
-            generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
-            noise[index] = torch.empty(image.shape).uniform_(-self.eps, self.eps, generator=generator)
-        return noise
+        return seeded_uniform(images, self.eps, f"digitguard-squeeze-pgd:{self.seed}:{mode}:{restart}:")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 import math
 from typing import ClassVar
 
@@ -101,3 +102,14 @@ def check_budget(adversarial: torch.Tensor, images: torch.Tensor, eps: float, at
     if distance > eps + BUDGET_TOLERANCE:
         raise PerturbationBudgetError(f"{attack}: L∞ perturbation {distance:.6f} exceeds ε = {eps}")
     return distance
+
+
+def seeded_uniform(images: torch.Tensor, eps: float, prefix: str) -> torch.Tensor:
+    """Uniform noise in [−ε, ε] per image, from a generator seeded with ``prefix`` and the image's
+    SHA-256: the same image gets the same draw in any batch, at any position."""
+    noise = torch.empty_like(images)
+    for index, image in enumerate(images):
+        digest = hashlib.sha256(prefix.encode() + image.cpu().numpy().tobytes()).digest()
+        generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+        noise[index] = torch.empty(image.shape).uniform_(-eps, eps, generator=generator)
+    return noise

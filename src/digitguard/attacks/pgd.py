@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from digitguard.attacks.base import Attack, Setting, loss_gradient, project
+from digitguard.attacks.base import Attack, Setting, loss_gradient, project, seeded_uniform
 from digitguard.errors import AttackError
 
 
@@ -102,10 +100,4 @@ class PGD(Attack):
         return adversarial
 
     def _random_start(self, images: torch.Tensor, restart: int) -> torch.Tensor:
-        noise = torch.empty_like(images)
-        prefix = f"digitguard-pgd:{self.seed}:{restart}:".encode()
-        for index, image in enumerate(images):
-            digest = hashlib.sha256(prefix + image.cpu().numpy().tobytes()).digest()
-            generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
-            noise[index] = torch.empty(image.shape).uniform_(-self.eps, self.eps, generator=generator)
-        return noise
+        return seeded_uniform(images, self.eps, f"digitguard-pgd:{self.seed}:{restart}:")
