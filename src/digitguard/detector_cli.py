@@ -25,7 +25,6 @@ import click
 
 from digitguard.cli_options import data_dir_option, trust_option
 
-DETECTOR_METRIC = "adversarial_detector"
 EVALUATED_ATTACKS = ("fgsm", "pgd", "cw", "adaptive")
 
 
@@ -62,7 +61,7 @@ def calibrate_command(
     """Choose the detector's threshold on MODEL_DIR's validation split; store it in its manifest; re-sign."""
     from digitguard.cli import default_data_dir
     from digitguard.data import mnist
-    from digitguard.defences.squeeze import calibrate
+    from digitguard.defences.squeeze import DETECTOR_METRIC, calibrate
     from digitguard.models.artifact import load_verified
 
     verified = load_verified(model_dir, list(trust_dirs))
@@ -176,6 +175,7 @@ def evaluate_command(
     from digitguard.cli import default_data_dir
     from digitguard.data import mnist
     from digitguard.defences.evaluate import clean_flag_rate, evaluate_detection
+    from digitguard.defences.squeeze import calibration_of
     from digitguard.models.artifact import load_verified
     from digitguard.training.loop import to_model_input
 
@@ -218,16 +218,6 @@ def evaluate_command(
         click.echo(json.dumps(document))
     else:
         _print(document)
-
-
-def calibration_of(metrics: dict[str, Any]) -> Any:
-    from digitguard.defences.squeeze import Calibration, DetectorCalibrationError
-
-    if DETECTOR_METRIC not in metrics:
-        raise DetectorCalibrationError(
-            f"the model carries no {DETECTOR_METRIC} calibration; run `digitguard detector calibrate` first"
-        )
-    return Calibration.from_dict(metrics[DETECTOR_METRIC])
 
 
 def _print(document: dict[str, Any]) -> None:

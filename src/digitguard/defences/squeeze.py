@@ -30,6 +30,7 @@ BINARY_THRESHOLD = 0.5
 MEDIAN_SIDE = 2
 SQUEEZERS = ("bit-depth-1", "median-2x2")
 DETECTOR_KIND = "feature-squeezing"
+DETECTOR_METRIC = "adversarial_detector"  # where a model manifest's metrics keep the calibration
 
 
 class DetectorCalibrationError(DigitguardError):
@@ -148,3 +149,12 @@ def calibrate(
     """Choose the threshold on clean held-out images so that about ``false_positive_rate`` are flagged."""
     threshold = threshold_at_fpr(detector_scores(model, clean_images), false_positive_rate)
     return Calibration(threshold, false_positive_rate, len(clean_images), source)
+
+
+def calibration_of(metrics: dict[str, object]) -> Calibration:
+    """The calibration a model manifest's metrics carry; :class:`DetectorCalibrationError` if none."""
+    if DETECTOR_METRIC not in metrics:
+        raise DetectorCalibrationError(
+            f"the model carries no {DETECTOR_METRIC} calibration; run `digitguard detector calibrate` first"
+        )
+    return Calibration.from_dict(metrics[DETECTOR_METRIC])

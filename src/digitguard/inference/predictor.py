@@ -103,17 +103,17 @@ class Predictor:
     def predict(self, digit28: np.ndarray) -> Prediction:
         """``digit28``: (28, 28) float in [0, 1], MNIST polarity."""
         x = torch.from_numpy(np.ascontiguousarray(digit28, dtype=np.float32)).view(1, 1, 28, 28)
-        score = None
+        score, flagged = None, False
         with torch.inference_mode():
             if self.detector is None:
                 logits = self.model(x)
             else:  # the input and its two squeezed views in one batch
                 output = squeeze_forward(self.detector_model, x)
                 score = float(output.scores[0])
+                flagged = score > self.detector.threshold
                 logits = self.model(x) if self.members else output.logits
             probabilities = torch.softmax(logits, 1)[0].double()
         confidence = float(probabilities.max())
-        flagged = score is not None and self.detector is not None and score > self.detector.threshold
         abstained = confidence < self.abstain_below or flagged
         return Prediction(
             digit=None if abstained else int(probabilities.argmax()),

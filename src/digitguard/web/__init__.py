@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import Flask, g
 
-from digitguard.defences.squeeze import Calibration, DetectorCalibrationError
+from digitguard.defences.squeeze import DETECTOR_METRIC, Calibration, DetectorCalibrationError, calibration_of
 from digitguard.errors import DigitguardError
 from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, Predictor
 from digitguard.models.artifact import VerifiedModel, load_verified
@@ -171,11 +171,9 @@ def _secret_from_file(path: Path) -> str:
 
 def _predictor(app: Flask) -> Predictor:
     model_dir = Path(app.config["MODEL_DIR"] or default_model_dir())
-    trust = app.config["TRUST_DIRS"]
-    trust_dirs = [Path(p) for p in (trust.split(os.pathsep) if isinstance(trust, str) else trust) if p]
+    trust_dirs = path_list(app.config["TRUST_DIRS"])
     verified = load_verified(model_dir, trust_dirs)
-    members = app.config["ENSEMBLE_MODEL_DIRS"]
-    member_dirs = [Path(p) for p in (members.split(os.pathsep) if isinstance(members, str) else members) if p]
+    member_dirs = path_list(app.config["ENSEMBLE_MODEL_DIRS"])
     return Predictor(
         verified,
         abstain_below=float(app.config["ABSTAIN_BELOW"]),
@@ -184,14 +182,17 @@ def _predictor(app: Flask) -> Predictor:
     )
 
 
+def path_list(value: str | list[str]) -> list[Path]:
+    """A configured list of paths: a list, or one string of paths joined by ``os.pathsep``."""
+    return [Path(p) for p in (value.split(os.pathsep) if isinstance(value, str) else value) if p]
+
+
 DETECTOR_SWITCH = ("auto", "on", "off")
 
 
 def detector_for(verified: VerifiedModel, switch: object) -> Calibration | None:
     """The served model's detector calibration under ``ADVERSARIAL_DETECTOR``: ``auto`` (default)
     uses it when the model carries one, ``on`` refuses a model without one, ``off`` serves none."""
-    from digitguard.detector_cli import DETECTOR_METRIC, calibration_of
-
     mode = str(switch).lower()
     if mode not in DETECTOR_SWITCH:
         raise ConfigError(f"ADVERSARIAL_DETECTOR must be one of {DETECTOR_SWITCH}, not {switch!r}")

@@ -25,7 +25,7 @@ from digitguard.errors import ModelError
 from digitguard.inference.predictor import Predictor
 from digitguard.models.artifact import ARTIFACT_FILES, load_verified
 from digitguard.security.store import model_target, now
-from digitguard.web import EXTENSION, ConfigError, detector_for, trail
+from digitguard.web import EXTENSION, ConfigError, detector_for, path_list, trail
 from digitguard.web.errors import ApiError
 
 
@@ -96,9 +96,7 @@ def _follow_target(app: Flask) -> None:
 
 def swap(app: Flask, model_dir: Path) -> Predictor:
     """Verify ``model_dir`` and serve it; raises :class:`ModelError` and keeps the old model otherwise."""
-    trust = app.config["TRUST_DIRS"]
-    trust_dirs = [Path(p) for p in (trust.split(":") if isinstance(trust, str) else trust) if p]
-    verified = load_verified(model_dir, trust_dirs)
+    verified = load_verified(model_dir, path_list(app.config["TRUST_DIRS"]))
     old: Predictor = app.extensions[EXTENSION]
     try:
         detector = detector_for(verified, app.config["ADVERSARIAL_DETECTOR"])

@@ -141,11 +141,8 @@ def _storage_errors(limiter: Limiter) -> tuple[type[Exception], ...]:
     return errors if isinstance(errors, tuple) else (errors,)
 
 
-HOT_PATH = frozenset({"api.predict", "review.flag"})
-
-
 def _skip_flask_limiter_on_hot_path(app: Flask, limiter: Limiter) -> None:
-    """Flask-Limiter holds no limit for the hot path's endpoints (:func:`limited` counts theirs),
+    """Flask-Limiter holds no limit for the views :func:`limited` wrapped (they count their own),
     so its per-request pass is skipped there instead of resolving nothing (≈ 0.09 ms)."""
     if not limiter.enabled:
         return  # RATELIMIT_ENABLED off: no hook was installed, and check_request_limits counts nothing
@@ -154,12 +151,16 @@ def _skip_flask_limiter_on_hot_path(app: Flask, limiter: Limiter) -> None:
         if getattr(hook, "__self__", None) is limiter:
 
             def unless_hot_path(hook: Callable[[], Any] = hook) -> None:
-                if request.endpoint not in HOT_PATH:
+                view = app.view_functions.get(request.endpoint or "")
+                if not getattr(view, COUNTS_OWN_LIMITS, False):
                     hook()
 
             hooks[index] = unless_hot_path
             return
     raise RuntimeError("Flask-Limiter's before-request hook was not found; its API changed")
+
+
+COUNTS_OWN_LIMITS = "_digitguard_counts_own_limits"
 
 
 def limited(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -170,6 +171,7 @@ def limited(view: Callable[..., Any]) -> Callable[..., Any]:
         check_request_limits()
         return view(*args, **kwargs)
 
+    setattr(checked, COUNTS_OWN_LIMITS, True)
     return checked
 
 
