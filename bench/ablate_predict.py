@@ -101,12 +101,25 @@ def main() -> None:
         finally:
             trail.append = append
 
+    from digitguard.web import EXTENSION
+
+    predictor = normal_app.extensions[EXTENSION]
+    detector = predictor.detector
+
+    def without_detector() -> int:
+        object.__setattr__(predictor, "detector", None)
+        try:
+            return send_normal()
+        finally:
+            object.__setattr__(predictor, "detector", detector)
+
     variants: dict[str, Callable[[], int]] = {
         "minimal baseline": send_base,
         "every control, trail FULL": send_full,
         "every control, trail NORMAL": send_normal,
         "NORMAL without the limits": without_limits,
         "NORMAL without the trail append": without_trail_append,
+        "NORMAL without the detector": without_detector,
     }
     for send in variants.values():
         best_ms(send, 30, rounds=1)  # warm-up

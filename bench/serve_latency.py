@@ -110,6 +110,12 @@ def main() -> None:
         default="FULL",
         help="trail durability: FULL fsyncs every record (default); NORMAL survives process crashes",
     )
+    parser.add_argument(
+        "--detector",
+        choices=["auto", "off"],
+        default="auto",
+        help="ADVERSARIAL_DETECTOR of the served model (auto: on when the model is calibrated, as served)",
+    )
     args = parser.parse_args()
     instance = tempfile.mkdtemp(prefix="digitguard-bench-")
     env = {
@@ -122,6 +128,7 @@ def main() -> None:
         "DIGITGUARD_KEY_QUOTA": "10000000/day",
         "DIGITGUARD_IP_LIMIT": "1000000/minute",
         "DIGITGUARD_AUDIT_SQLITE_SYNCHRONOUS": args.audit_sqlite_synchronous,
+        "DIGITGUARD_ADVERSARIAL_DETECTOR": args.detector,
     }
     ours_port, base_port = free_port(), free_port()
     bin_dir = Path(sys.executable).parent
@@ -177,7 +184,7 @@ def main() -> None:
             process.wait(timeout=30)
     print(
         f"{args.requests} requests per server, {args.clients} clients, gunicorn {args.workers} workers, "
-        f"audit trail synchronous={args.audit_sqlite_synchronous}"
+        f"audit trail synchronous={args.audit_sqlite_synchronous}, adversarial detector {args.detector}"
     )
     print(f"{'server':<12}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
     summary = {}

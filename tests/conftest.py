@@ -67,3 +67,17 @@ def untrusted_key(signing_keys: tuple[KeyPair, KeyPair]) -> KeyPair:
 def seed_cnn() -> torch.nn.Module:
     torch.manual_seed(0)
     return build_model("seed-cnn")
+
+
+@pytest.fixture
+def small_model_dir(tmp_path: Path, trusted_key: KeyPair) -> Path:
+    """An untrained seed CNN, signed, whose manifest says it held out 200 validation digits (seed 3)."""
+    from digitguard.models.artifact import write_signed_artifact
+    from tests.models.test_artifact import manifest_for
+
+    torch.manual_seed(0)
+    model = build_model("seed-cnn")
+    training = {"seed": 3, "validation_size": 200}
+    return write_signed_artifact(
+        tmp_path / "model", model, manifest_for(model, training=training), trusted_key.private
+    )

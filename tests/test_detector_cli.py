@@ -5,24 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import torch
-
 from digitguard.cli import main
-from digitguard.models.architectures import build_model
-from digitguard.models.artifact import load_verified, write_signed_artifact
+from digitguard.models.artifact import load_verified
 from tests.conftest import KeyPair
-from tests.models.test_artifact import manifest_for
-
-
-@pytest.fixture
-def small_model_dir(tmp_path: Path, trusted_key: KeyPair) -> Path:
-    torch.manual_seed(0)
-    model = build_model("seed-cnn")
-    training = {"seed": 3, "validation_size": 200}
-    return write_signed_artifact(
-        tmp_path / "model", model, manifest_for(model, training=training), trusted_key.private
-    )
 
 
 def run(*args: str) -> int:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from digitguard.defences.squeeze import Calibration, squeeze_forward
+from digitguard.defences.squeeze import Calibration, scores_from_logits, squeezed_views
+from digitguard.defences.strip import StripCalibration, entropy_from_logits, superimpose
 from digitguard.errors import InvalidPixelsError, NothingDrawnError
 from digitguard.inference.uncertainty import Ensemble
 from digitguard.models.artifact import VerifiedModel
@@ -36,6 +37,10 @@ class Prediction:
     # a flagged input is an abstention whatever its confidence.
     detector_score: float | None = None
     flagged_adversarial: bool = False
+    # The STRIP trigger detector's blend entropy (None when it is off) and whether it fell below
+    # the threshold — the input may carry a backdoor trigger; also an abstention.
+    trigger_score: float | None = None
+    flagged_trigger: bool = False
 
     @property
     def top_class(self) -> int:
@@ -78,11 +83,14 @@ class Predictor:
         abstain_below: float = DEFAULT_ABSTAIN_BELOW,
         detector: Calibration | None = None,
         members: Sequence[VerifiedModel] = (),
+        trigger_detector: StripCalibration | None = None,
     ) -> None:
         if not 0.0 <= abstain_below <= 1.0:
             raise ValueError("abstain_below must be in [0, 1]")
         self.verified = verified
         self.detector = detector
+        self.trigger_detector = trigger_detector
+        self._overlays = trigger_detector.pool_tensor() if trigger_detector is not None else None
         self.members = tuple(members)
         primary = _for_inference(verified)
         # With ensemble members the answer is the mean of all the models' probabilities; the
@@ -103,26 +111,47 @@ class Predictor:
     def predict(self, digit28: np.ndarray) -> Prediction:
         """``digit28``: (28, 28) float in [0, 1], MNIST polarity."""
         x = torch.from_numpy(np.ascontiguousarray(digit28, dtype=np.float32)).view(1, 1, 28, 28)
-        score, flagged = None, False
         with torch.inference_mode():
-            if self.detector is None:
-                logits = self.model(x)
-            else:  # the input and its two squeezed views in one batch
-                output = squeeze_forward(self.detector_model, x)
-                score = float(output.scores[0])
-                flagged = score > self.detector.threshold
-                logits = self.model(x) if self.members else output.logits
+            screened = self._screened_forward(x)
+            logits = self.model(x) if self.members or screened.logits is None else screened.logits
             probabilities = torch.softmax(logits, 1)[0].double()
+        flagged = (
+            self.detector is not None
+            and screened.score is not None
+            and screened.score > self.detector.threshold
+        )
+        trigger_flagged = (
+            self.trigger_detector is not None
+            and screened.entropy is not None
+            and self.trigger_detector.flags(screened.entropy)
+        )
         confidence = float(probabilities.max())
-        abstained = confidence < self.abstain_below or flagged
+        abstained = confidence < self.abstain_below or flagged or trigger_flagged
         return Prediction(
             digit=None if abstained else int(probabilities.argmax()),
             probabilities=tuple(probabilities.tolist()),
             confidence=confidence,
             abstained=abstained,
             model_sha256=self.model_sha256,
-            detector_score=score,
+            detector_score=screened.score,
             flagged_adversarial=flagged,
+            trigger_score=screened.entropy,
+            flagged_trigger=trigger_flagged,
+        )
+
+    def _screened_forward(self, x: torch.Tensor) -> _Screened:
+        """One batch through the primary model: the input, its squeezed views when the adversarial
+        detector is on, and its blends with the overlay pool when the trigger detector is on."""
+        if self.detector is None and self._overlays is None:
+            return _Screened(None, None, None)
+        views = squeezed_views(x) if self.detector is not None else x
+        blends = superimpose(x, self._overlays) if self._overlays is not None else x[:0]
+        logits = self.detector_model(torch.cat([views, blends]))
+        own = logits[: len(views)]
+        return _Screened(
+            own[:1],
+            float(scores_from_logits(own)[0]) if self.detector is not None else None,
+            float(entropy_from_logits(logits[len(views) :], len(blends))[0]) if len(blends) else None,
         )
 
     def explain(self, digit28: np.ndarray, target: int) -> np.ndarray:
@@ -136,6 +165,13 @@ class Predictor:
         heat = attributions.detach()[0, 0].numpy()
         scale = float(np.abs(heat).max())
         return heat / scale if scale > 0 else heat
+
+
+@dataclass(frozen=True)
+class _Screened:
+    logits: torch.Tensor | None  # the primary model's on the input itself
+    score: float | None  # feature-squeezing score
+    entropy: float | None  # STRIP blend entropy
 
 
 def _for_inference(verified: VerifiedModel) -> torch.nn.Module:

@@ -16,13 +16,20 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, g
 
 from digitguard.defences.squeeze import DETECTOR_METRIC, Calibration, DetectorCalibrationError, calibration_of
+from digitguard.defences.strip import (
+    TRIGGER_METRIC,
+    StripCalibration,
+    StripCalibrationError,
+    strip_calibration_of,
+)
 from digitguard.errors import DigitguardError
 from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, Predictor
 from digitguard.models.artifact import VerifiedModel, load_verified
@@ -35,6 +42,7 @@ EXTENSION = "digitguard"
 WEAK_SECRETS = frozenset({"dev", "development", "secret", "changeme", "change-me", "default", "test"})
 MIN_SECRET_LENGTH = 32
 log = logging.getLogger(__name__)
+_C = TypeVar("_C")
 
 
 class ConfigError(DigitguardError):
@@ -52,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "TRUST_DIRS": [],
     "ABSTAIN_BELOW": DEFAULT_ABSTAIN_BELOW,
     "ADVERSARIAL_DETECTOR": "auto",
+    # The STRIP backdoor-trigger detector (an abstention signal): auto, on or off, as above.
+    "TRIGGER_DETECTOR": "auto",
     # Optional deep ensemble: further signed model directories whose probabilities are averaged
     # with MODEL_DIR's (each verified like it); empty: the model alone.
     "ENSEMBLE_MODEL_DIRS": [],
@@ -174,11 +184,13 @@ def _predictor(app: Flask) -> Predictor:
     trust_dirs = path_list(app.config["TRUST_DIRS"])
     verified = load_verified(model_dir, trust_dirs)
     member_dirs = path_list(app.config["ENSEMBLE_MODEL_DIRS"])
+    detectors = detectors_for(verified, app.config)
     return Predictor(
         verified,
         abstain_below=float(app.config["ABSTAIN_BELOW"]),
-        detector=detector_for(verified, app.config["ADVERSARIAL_DETECTOR"]),
+        detector=detectors.adversarial,
         members=[load_verified(member, trust_dirs) for member in member_dirs],
+        trigger_detector=detectors.trigger,
     )
 
 
@@ -190,18 +202,41 @@ def path_list(value: str | list[str]) -> list[Path]:
 DETECTOR_SWITCH = ("auto", "on", "off")
 
 
-def detector_for(verified: VerifiedModel, switch: object) -> Calibration | None:
-    """The served model's detector calibration under ``ADVERSARIAL_DETECTOR``: ``auto`` (default)
-    uses it when the model carries one, ``on`` refuses a model without one, ``off`` serves none."""
+@dataclass(frozen=True)
+class Detectors:
+    """The calibrations a served model's detectors use (``None``: that detector is off)."""
+
+    adversarial: Calibration | None
+    trigger: StripCalibration | None
+
+
+def detectors_for(verified: VerifiedModel, config: Mapping[str, object]) -> Detectors:
+    """The served model's detectors under ``ADVERSARIAL_DETECTOR`` (feature squeezing) and
+    ``TRIGGER_DETECTOR`` (STRIP): ``auto`` (default) uses a detector when the model carries its
+    calibration, ``on`` refuses a model without one, ``off`` serves none."""
+    return Detectors(
+        _calibration(verified, "ADVERSARIAL_DETECTOR", config, DETECTOR_METRIC, calibration_of),
+        _calibration(verified, "TRIGGER_DETECTOR", config, TRIGGER_METRIC, strip_calibration_of),
+    )
+
+
+def _calibration(
+    verified: VerifiedModel,
+    setting: str,
+    config: Mapping[str, object],
+    metric: str,
+    parse: Callable[[dict[str, object]], _C],
+) -> _C | None:
+    switch = config[setting]
     mode = str(switch).lower()
     if mode not in DETECTOR_SWITCH:
-        raise ConfigError(f"ADVERSARIAL_DETECTOR must be one of {DETECTOR_SWITCH}, not {switch!r}")
-    if mode == "off" or (mode == "auto" and DETECTOR_METRIC not in verified.manifest.metrics):
+        raise ConfigError(f"{setting} must be one of {DETECTOR_SWITCH}, not {switch!r}")
+    if mode == "off" or (mode == "auto" and metric not in verified.manifest.metrics):
         return None
     try:
-        return calibration_of(verified.manifest.metrics)
-    except DetectorCalibrationError as exc:
-        raise ConfigError(f"ADVERSARIAL_DETECTOR={mode}: {exc}") from exc
+        return parse(verified.manifest.metrics)
+    except (DetectorCalibrationError, StripCalibrationError) as exc:
+        raise ConfigError(f"{setting}={mode}: {exc}") from exc
 
 
 def _register(app: Flask, predictor: Predictor) -> None:

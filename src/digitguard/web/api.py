@@ -43,6 +43,8 @@ def predict():
         "abstain_below": predictor.abstain_below,
         "flagged_adversarial": prediction.flagged_adversarial,
         "detector_score": _rounded(prediction.detector_score),
+        "flagged_trigger": prediction.flagged_trigger,
+        "trigger_score": _rounded(prediction.trigger_score),
         "model_sha256": prediction.model_sha256,
         "request_id": g.request_id,
     }
@@ -61,8 +63,12 @@ def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str,
         "abstained": prediction.abstained,
         "probabilities": [round(p, 6) for p in prediction.probabilities],
         "confidence": round(prediction.confidence, 6),
-        "detector_scores": {"feature_squeezing": _rounded(prediction.detector_score)},
+        "detector_scores": {
+            "feature_squeezing": _rounded(prediction.detector_score),
+            "strip_entropy": _rounded(prediction.trigger_score),
+        },
         "flagged_adversarial": prediction.flagged_adversarial,
+        "flagged_trigger": prediction.flagged_trigger,
         "latency_ms": round(budget.elapsed_s() * 1e3, 3),
     }
     predictor = predictor_of(current_app)

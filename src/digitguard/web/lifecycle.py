@@ -25,7 +25,7 @@ from digitguard.errors import ModelError
 from digitguard.inference.predictor import Predictor
 from digitguard.models.artifact import ARTIFACT_FILES, load_verified
 from digitguard.security.store import model_target, now
-from digitguard.web import EXTENSION, ConfigError, detector_for, path_list, trail
+from digitguard.web import EXTENSION, ConfigError, detectors_for, path_list, trail
 from digitguard.web.errors import ApiError
 
 
@@ -99,10 +99,16 @@ def swap(app: Flask, model_dir: Path) -> Predictor:
     verified = load_verified(model_dir, path_list(app.config["TRUST_DIRS"]))
     old: Predictor = app.extensions[EXTENSION]
     try:
-        detector = detector_for(verified, app.config["ADVERSARIAL_DETECTOR"])
+        detectors = detectors_for(verified, app.config)
     except ConfigError as exc:  # e.g. ADVERSARIAL_DETECTOR=on and the new model has no calibration
         raise ModelError(f"{model_dir}: {exc}") from exc
-    predictor = Predictor(verified, abstain_below=old.abstain_below, detector=detector, members=old.members)
+    predictor = Predictor(
+        verified,
+        abstain_below=old.abstain_below,
+        detector=detectors.adversarial,
+        members=old.members,
+        trigger_detector=detectors.trigger,
+    )
     app.extensions[EXTENSION] = predictor
     watch: ModelWatch = app.extensions["digitguard.watch"]
     watch.loaded_hashes, watch.files_intact = file_hashes(model_dir), True

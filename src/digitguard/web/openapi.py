@@ -48,6 +48,8 @@ SCHEMAS: dict[str, Any] = {
             "abstain_below",
             "flagged_adversarial",
             "detector_score",
+            "flagged_trigger",
+            "trigger_score",
             "model_sha256",
             "request_id",
         ],
@@ -72,6 +74,18 @@ SCHEMAS: dict[str, Any] = {
                 "minimum": 0,
                 "maximum": 2,
                 "description": "feature-squeezing score (L1 distance of probabilities); null: no detector",
+            },
+            "flagged_trigger": {
+                "type": "boolean",
+                "description": "the STRIP trigger detector fired (the input may carry a backdoor trigger): "
+                "an abstention whatever the confidence",
+            },
+            "trigger_score": {
+                "type": ["number", "null"],
+                "minimum": 0,
+                "maximum": 2.302586,
+                "description": "STRIP: mean entropy (nats) of the answers on the input blended with clean "
+                "digits; low means a trigger may dominate; null: no trigger detector",
             },
             "model_sha256": SHA256,
             "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},

@@ -123,6 +123,10 @@
       digitOut.textContent = "not sure";
       digitOut.dataset.state = "flagged";
       say("Flagged as possibly adversarial: the answer changes when the drawing is simplified, so none is given and a person will review it.");
+    } else if (body.flagged_trigger) {
+      digitOut.textContent = "not sure";
+      digitOut.dataset.state = "flagged";
+      say("Flagged as possibly carrying a backdoor trigger: blended with other digits, it still forces one answer, so none is given and a person will review it.");
     } else if (body.abstained) {
       digitOut.textContent = "not sure";
       digitOut.dataset.state = "abstained";

@@ -1,0 +1,85 @@
+"""The STRIP trigger detector in serving: an abstention signal, recorded in the trail and queued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from digitguard.defences.strip import MAX_ENTROPY, StripCalibration
+from digitguard.models.architectures import build_model
+from digitguard.models.artifact import write_signed_artifact
+from digitguard.web import ConfigError, create_app
+from tests.conftest import KeyPair
+from tests.models.test_artifact import manifest_for
+from tests.web.test_trail import records
+
+DIGIT = [[1.0 if 6 <= row <= 21 and 12 <= col <= 15 else 0.0 for col in range(28)] for row in range(28)]
+
+
+def _model_with_threshold(directory: Path, key: KeyPair, threshold: float) -> Path:
+    torch.manual_seed(0)
+    model = build_model("seed-cnn")
+    pool = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    calibration = StripCalibration(threshold, 0.01, 100, "tests", pool)
+    manifest = manifest_for(model, metrics={"test_accuracy": 0.1, "trigger_detector": calibration.to_dict()})
+    return write_signed_artifact(directory / "model", model, manifest, key.private)
+
+
+@pytest.fixture
+def flag_everything(tmp_path: Path, trusted_key: KeyPair, app_config: dict) -> dict:
+    # A threshold above the largest possible entropy: every input counts as carrying a trigger.
+    return {**app_config, "MODEL_DIR": str(_model_with_threshold(tmp_path, trusted_key, MAX_ENTROPY))}
+
+
+def _predict(app) -> dict:
+    response = app.test_client().post("/api/v1/predict", json={"pixels": DIGIT})
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_a_flagged_input_is_an_abstention_recorded_and_queued(flag_everything: dict) -> None:
+    app = create_app(flag_everything)
+    assert app.extensions["digitguard"].trigger_detector is not None  # auto: the model carries one
+    answer = _predict(app)
+    assert answer["flagged_trigger"] is True and answer["abstained"] is True and answer["digit"] is None
+    assert 0 <= answer["trigger_score"] <= MAX_ENTROPY
+    recorded = [r.details for r in records(app) if r.kind == "prediction"][-1]
+    assert recorded["flagged_trigger"] is True
+    assert recorded["detector_scores"]["strip_entropy"] == answer["trigger_score"]
+    assert app.extensions["digitguard.review"].count() == 1  # pending review
+
+
+def test_below_the_threshold_nothing_is_flagged(
+    tmp_path: Path, trusted_key: KeyPair, app_config: dict
+) -> None:
+    app = create_app({**app_config, "MODEL_DIR": str(_model_with_threshold(tmp_path, trusted_key, 0.0))})
+    answer = _predict(app)
+    assert answer["flagged_trigger"] is False and answer["trigger_score"] is not None
+
+
+def test_switched_off_there_is_no_score(flag_everything: dict) -> None:
+    answer = _predict(create_app({**flag_everything, "TRIGGER_DETECTOR": "off"}))
+    assert answer["trigger_score"] is None and answer["flagged_trigger"] is False
+
+
+def test_on_refuses_a_model_without_a_calibration(app_config: dict) -> None:
+    with pytest.raises(ConfigError, match="TRIGGER_DETECTOR=on: the model carries no trigger_detector"):
+        create_app({**app_config, "TRIGGER_DETECTOR": "on"})
+    with pytest.raises(ConfigError, match="TRIGGER_DETECTOR must be one of"):
+        create_app({**app_config, "TRIGGER_DETECTOR": "sometimes"})
+
+
+def test_a_tampered_calibration_stops_the_app(tmp_path: Path, trusted_key: KeyPair, app_config: dict) -> None:
+    torch.manual_seed(0)
+    model = build_model("seed-cnn")
+    broken = {
+        **StripCalibration(0.1, 0.01, 100, "t", np.zeros((2, 28, 28), np.uint8)).to_dict(),
+        "overlays": 3,
+    }
+    manifest = manifest_for(model, metrics={"trigger_detector": broken})
+    model_dir = write_signed_artifact(tmp_path / "model", model, manifest, trusted_key.private)
+    with pytest.raises(ConfigError, match="TRIGGER_DETECTOR=auto: malformed strip calibration"):
+        create_app({**app_config, "MODEL_DIR": str(model_dir)})
