@@ -10,18 +10,19 @@ DG=${DG:-.venv/bin/digitguard}
 DATA=${DIGITGUARD_DATA_DIR:?set DIGITGUARD_DATA_DIR to the clean MNIST directory}
 mkdir -p "$WORK"
 [ -f "$WORK/key.pem" ] || "$DG" keygen --private "$WORK/key.pem" --public "$WORK/trust/experiment.pub" >/dev/null
-data="$WORK/data-flip1"; model="$WORK/model-flip1"
+tag=flip1; [ "$SEED" = 0 ] || tag="flip1-s$SEED"   # SEED=1: a second, independent flip set and model
+data="$WORK/data-$tag"; model="$WORK/model-$tag"
 [ -d "$data" ] || "$DG" poison --data-dir "$DATA" --out "$data" --count 0 --flip-labels 0.01 --seed "$SEED"
 if [ ! -d "$model" ]; then
   start=$(date +%s)
   resume=(); [ -f "$model.checkpoint.safetensors" ] && resume=(--resume)
   "$DG" train --data-dir "$data" --out "$model" --key "$WORK/key.pem" --epochs "$EPOCHS" \
     --no-augment --validation-size 0 --seed "$SEED" --quiet --allow-unverified "${resume[@]}"
-  echo "flip1: trained in $(( $(date +%s) - start )) s" | tee -a "$WORK/times.txt"
+  echo "$tag: trained in $(( $(date +%s) - start )) s" | tee -a "$WORK/times.txt"
 fi
 start=$(date +%s)
 "$DG" data scan --data-dir "$data" --model "$model" --trust "$WORK/trust" --truth "$data.poison.json" \
-  --json > "$WORK/scan-flip1.json"
-echo "flip1: scanned in $(( $(date +%s) - start )) s" | tee -a "$WORK/times.txt"
-python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('flip1 scan', d['by_method'], d['score'])" \
-  "$WORK/scan-flip1.json"
+  --json > "$WORK/scan-$tag.json"
+echo "$tag: scanned in $(( $(date +%s) - start )) s" | tee -a "$WORK/times.txt"
+python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], 'scan', d['by_method'], d['score'])" \
+  "$WORK/scan-$tag.json" "$tag"

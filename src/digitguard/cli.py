@@ -23,8 +23,8 @@ from digitguard.errors import DigitguardError
 from digitguard.poisoning.cli import attack_backdoor_command, poison_command, scan_command
 from digitguard.report_cli import report
 from digitguard.review_cli import review
-from digitguard.strip_cli import strip
 from digitguard.threats_cli import threats
+from digitguard.trigger_cli import trigger
 
 DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
 MIRRORS_ENV = "DIGITGUARD_MNIST_MIRRORS"
@@ -45,7 +45,7 @@ cli.add_command(review)
 cli.add_command(threats)
 cli.add_command(attack_command)
 cli.add_command(detector)
-cli.add_command(strip)
+cli.add_command(trigger)
 cli.add_command(report)
 cli.add_command(poison_command)
 cli.add_command(attack_backdoor_command)

@@ -9,18 +9,17 @@ import pytest
 import torch
 from torch import nn
 
+from digitguard.defences.rejection import TriggerCalibrationError, threshold_at_rejection_rate
 from digitguard.defences.strip import (
-    MAX_ENTROPY,
     StripCalibration,
     StripCalibrationError,
     calibrate,
     entropy_from_logits,
-    evaluate,
-    strip_calibration_of,
-    strip_entropy,
+    strip_suspicion,
     superimpose,
-    threshold_at_frr,
+    suspicion_from_logits,
 )
+from digitguard.defences.trigger import evaluate, trigger_calibration_of
 from digitguard.poisoning.triggers import get_trigger
 
 TRIGGER = get_trigger("square3")
@@ -35,10 +34,10 @@ class HandmadeBackdoor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         patch = x[:, 0, TRIGGER.row : TRIGGER.row + 3, TRIGGER.col : TRIGGER.col + 3]
-        lit = (patch.mean(dim=(1, 2)) > 0.95).float()
-        logits = self.base(x).clone()
-        logits[:, self.target] += 1e3 * lit
-        return logits
+        lit = torch.relu(patch.mean(dim=(1, 2)) - 0.9)  # differentiable: occlusion follows its gradient
+        bonus = torch.zeros(len(x), 10)
+        bonus[:, self.target] = 1e4 * lit
+        return self.base(x) + bonus
 
 
 def test_superimpose_adds_every_pool_digit_and_saturates_at_one() -> None:
@@ -55,22 +54,23 @@ def test_entropy_is_zero_for_certain_answers_and_ln10_for_uniform_ones() -> None
     logits = torch.cat([certain, torch.zeros(2, 10)])  # image 0: certain blends; image 1: uniform
     entropy = entropy_from_logits(logits, overlays=2)
     assert entropy[0] == pytest.approx(0.0, abs=1e-6) and entropy[1] == pytest.approx(math.log(10), abs=1e-6)
+    assert suspicion_from_logits(logits, overlays=2).tolist() == pytest.approx([1.0, 0.0], abs=1e-6)
 
 
 def test_the_threshold_rejects_at_most_the_requested_share_of_clean_inputs() -> None:
-    entropies = torch.arange(200, dtype=torch.float64) / 100
-    threshold = threshold_at_frr(entropies, 0.01)
-    assert int((entropies < threshold).sum()) == 2
-    with pytest.raises(StripCalibrationError, match="false rejection rate"):
-        threshold_at_frr(entropies, 0.0)
-    with pytest.raises(StripCalibrationError, match="no clean entropies"):
-        threshold_at_frr(torch.empty(0), 0.01)
+    scores = torch.arange(200, dtype=torch.float64) / 200
+    threshold = threshold_at_rejection_rate(scores, 0.01)
+    assert int((scores > threshold).sum()) == 2
+    with pytest.raises(TriggerCalibrationError, match="false rejection rate"):
+        threshold_at_rejection_rate(scores, 0.0)
+    with pytest.raises(TriggerCalibrationError, match="no clean scores"):
+        threshold_at_rejection_rate(torch.empty(0), 0.01)
 
 
 def _calibration(**changes: object) -> StripCalibration:
     pool = np.arange(4 * 28 * 28, dtype=np.uint32).reshape(4, 28, 28).astype(np.uint8)
     values = {
-        "threshold": 0.2,
+        "threshold": 0.8,
         "false_rejection_rate": 0.01,
         "calibration_images": 100,
         "source": "t",
@@ -82,8 +82,9 @@ def _calibration(**changes: object) -> StripCalibration:
 class TestTheSignedCalibrationFormat:
     def test_round_trips_pool_and_numbers(self) -> None:
         calibration = _calibration(held_out_test_digits=500)
-        again = strip_calibration_of({"trigger_detector": calibration.to_dict()})
-        assert np.array_equal(again.pool, calibration.pool) and again.threshold == 0.2
+        again = trigger_calibration_of({"trigger_detector": calibration.to_dict()})
+        assert isinstance(again, StripCalibration)
+        assert np.array_equal(again.pool, calibration.pool) and again.threshold == 0.8
         assert again.held_out_test_digits == 500 and again.pool_sha256 == calibration.pool_sha256
 
     def test_a_pool_that_does_not_match_its_hash_is_refused(self) -> None:
@@ -100,7 +101,7 @@ class TestTheSignedCalibrationFormat:
             ({"overlays": 0}, "overlays must be in"),
             ({"pool_uint8_base64": "not base64!"}, "malformed"),
             ({"threshold": "high"}, "malformed"),
-            ({"threshold": 3.0}, "outside"),
+            ({"threshold": 1.5}, "outside"),
         ],
     )
     def test_a_malformed_calibration_is_refused(self, change: dict, message: str) -> None:
@@ -108,8 +109,10 @@ class TestTheSignedCalibrationFormat:
             StripCalibration.from_dict({**_calibration().to_dict(), **change})
 
     def test_a_model_without_one_is_told_how_to_make_it(self) -> None:
-        with pytest.raises(StripCalibrationError, match="digitguard strip calibrate"):
-            strip_calibration_of({"test_accuracy": 0.99})
+        with pytest.raises(TriggerCalibrationError, match="digitguard trigger calibrate"):
+            trigger_calibration_of({"test_accuracy": 0.99})
+        with pytest.raises(TriggerCalibrationError, match="unknown trigger detector kind 'x'"):
+            trigger_calibration_of({"trigger_detector": {"kind": "x"}})
 
 
 class TestOnABackdooredModel:
@@ -130,16 +133,16 @@ class TestOnABackdooredModel:
         result = evaluate(backdoored, calibration, held_out, triggered, fooled)
         assert result.false_acceptance_rate == 0.0 and result.false_acceptance_of_successes == 0.0
         assert result.false_rejection_rate <= 0.15  # 80 clean digits against a 5% calibration
-        entropy = strip_entropy(backdoored, triggered, calibration.pool_tensor())
-        assert float(entropy.max()) < calibration.threshold < MAX_ENTROPY
+        scores = strip_suspicion(backdoored, triggered, calibration.pool_tensor())
+        assert float(scores.min()) > calibration.threshold > 0
 
     def test_without_the_backdoor_the_triggered_digits_look_clean(self, basic, mnist_test) -> None:
         images, _labels = mnist_test
         calibration = calibrate(basic.model.eval(), images[:120], 0.05, source="t", overlays=8)
         stamped = (images[120:] * 255).round().to(torch.uint8)[:, 0].numpy()
         triggered = torch.from_numpy(TRIGGER.stamp(stamped)).float().div(255).unsqueeze(1)
-        entropy = strip_entropy(basic.model.eval(), triggered, calibration.pool_tensor())
-        assert float((entropy < calibration.threshold).float().mean()) <= 0.15
+        scores = strip_suspicion(basic.model.eval(), triggered, calibration.pool_tensor())
+        assert float((scores > calibration.threshold).float().mean()) <= 0.15
 
 
 def test_calibrate_needs_more_images_than_overlays(basic, mnist_test) -> None:

@@ -1,4 +1,4 @@
-"""The STRIP trigger detector in serving: an abstention signal, recorded in the trail and queued."""
+"""The backdoor-trigger detector in serving: an abstention signal, recorded in the trail and queued."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from digitguard.defences.strip import MAX_ENTROPY, StripCalibration
+from digitguard.defences.occlusion import OcclusionCalibration
+from digitguard.defences.strip import StripCalibration
 from digitguard.models.architectures import build_model
 from digitguard.models.artifact import write_signed_artifact
 from digitguard.web import ConfigError, create_app
@@ -19,19 +20,24 @@ from tests.web.test_trail import records
 DIGIT = [[1.0 if 6 <= row <= 21 and 12 <= col <= 15 else 0.0 for col in range(28)] for row in range(28)]
 
 
-def _model_with_threshold(directory: Path, key: KeyPair, threshold: float) -> Path:
+def _model_with_threshold(directory: Path, key: KeyPair, threshold: float, kind: str = "strip") -> Path:
     torch.manual_seed(0)
     model = build_model("seed-cnn")
     pool = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
-    calibration = StripCalibration(threshold, 0.01, 100, "tests", pool)
+    calibration = (
+        StripCalibration(threshold, 0.01, 100, "tests", pool)
+        if kind == "strip"
+        else OcclusionCalibration(threshold, 0.01, 100, "tests")
+    )
     manifest = manifest_for(model, metrics={"test_accuracy": 0.1, "trigger_detector": calibration.to_dict()})
     return write_signed_artifact(directory / "model", model, manifest, key.private)
 
 
-@pytest.fixture
-def flag_everything(tmp_path: Path, trusted_key: KeyPair, app_config: dict) -> dict:
-    # A threshold above the largest possible entropy: every input counts as carrying a trigger.
-    return {**app_config, "MODEL_DIR": str(_model_with_threshold(tmp_path, trusted_key, MAX_ENTROPY))}
+@pytest.fixture(params=["strip", "occlusion"])
+def flag_everything(request, tmp_path: Path, trusted_key: KeyPair, app_config: dict) -> dict:
+    # A threshold of 0: every input with any suspicion at all counts as carrying a trigger.
+    model_dir = _model_with_threshold(tmp_path, trusted_key, 0.0, request.param)
+    return {**app_config, "MODEL_DIR": str(model_dir)}
 
 
 def _predict(app) -> dict:
@@ -45,17 +51,17 @@ def test_a_flagged_input_is_an_abstention_recorded_and_queued(flag_everything: d
     assert app.extensions["digitguard"].trigger_detector is not None  # auto: the model carries one
     answer = _predict(app)
     assert answer["flagged_trigger"] is True and answer["abstained"] is True and answer["digit"] is None
-    assert 0 <= answer["trigger_score"] <= MAX_ENTROPY
+    assert 0 < answer["trigger_score"] <= 1
     recorded = [r.details for r in records(app) if r.kind == "prediction"][-1]
     assert recorded["flagged_trigger"] is True
-    assert recorded["detector_scores"]["strip_entropy"] == answer["trigger_score"]
+    assert recorded["detector_scores"]["trigger"] == answer["trigger_score"]
     assert app.extensions["digitguard.review"].count() == 1  # pending review
 
 
 def test_below_the_threshold_nothing_is_flagged(
     tmp_path: Path, trusted_key: KeyPair, app_config: dict
 ) -> None:
-    app = create_app({**app_config, "MODEL_DIR": str(_model_with_threshold(tmp_path, trusted_key, 0.0))})
+    app = create_app({**app_config, "MODEL_DIR": str(_model_with_threshold(tmp_path, trusted_key, 1.0))})
     answer = _predict(app)
     assert answer["flagged_trigger"] is False and answer["trigger_score"] is not None
 

@@ -10,14 +10,17 @@ al., 2017) over the 28×28 input for the predicted class.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from digitguard.defences.occlusion import OcclusionCalibration
 from digitguard.defences.squeeze import Calibration, scores_from_logits, squeezed_views
-from digitguard.defences.strip import StripCalibration, entropy_from_logits, superimpose
+from digitguard.defences.strip import StripCalibration, superimpose, suspicion_from_logits
+from digitguard.defences.trigger import TriggerCalibration
 from digitguard.errors import InvalidPixelsError, NothingDrawnError
 from digitguard.inference.uncertainty import Ensemble
 from digitguard.models.artifact import VerifiedModel
@@ -37,8 +40,8 @@ class Prediction:
     # a flagged input is an abstention whatever its confidence.
     detector_score: float | None = None
     flagged_adversarial: bool = False
-    # The STRIP trigger detector's blend entropy (None when it is off) and whether it fell below
-    # the threshold — the input may carry a backdoor trigger; also an abstention.
+    # The backdoor-trigger detector's suspicion score in [0, 1] (None when it is off) and whether
+    # it passed the threshold — the input may carry a trigger; also an abstention.
     trigger_score: float | None = None
     flagged_trigger: bool = False
 
@@ -83,14 +86,17 @@ class Predictor:
         abstain_below: float = DEFAULT_ABSTAIN_BELOW,
         detector: Calibration | None = None,
         members: Sequence[VerifiedModel] = (),
-        trigger_detector: StripCalibration | None = None,
+        trigger_detector: TriggerCalibration | None = None,
     ) -> None:
         if not 0.0 <= abstain_below <= 1.0:
             raise ValueError("abstain_below must be in [0, 1]")
         self.verified = verified
         self.detector = detector
         self.trigger_detector = trigger_detector
-        self._overlays = trigger_detector.pool_tensor() if trigger_detector is not None else None
+        # STRIP's blends join the one screening batch; patch occlusion needs a gradient of its own.
+        self._overlays = (
+            trigger_detector.pool_tensor() if isinstance(trigger_detector, StripCalibration) else None
+        )
         self.members = tuple(members)
         primary = _for_inference(verified)
         # With ensemble members the answer is the mean of all the models' probabilities; the
@@ -115,6 +121,10 @@ class Predictor:
             screened = self._screened_forward(x)
             logits = self.model(x) if self.members or screened.logits is None else screened.logits
             probabilities = torch.softmax(logits, 1)[0].double()
+        if isinstance(self.trigger_detector, OcclusionCalibration):
+            screened = dataclasses.replace(
+                screened, trigger=float(self.trigger_detector.scores(self.detector_model, x)[0])
+            )
         flagged = (
             self.detector is not None
             and screened.score is not None
@@ -122,8 +132,8 @@ class Predictor:
         )
         trigger_flagged = (
             self.trigger_detector is not None
-            and screened.entropy is not None
-            and self.trigger_detector.flags(screened.entropy)
+            and screened.trigger is not None
+            and self.trigger_detector.flags(screened.trigger)
         )
         confidence = float(probabilities.max())
         abstained = confidence < self.abstain_below or flagged or trigger_flagged
@@ -135,7 +145,7 @@ class Predictor:
             model_sha256=self.model_sha256,
             detector_score=screened.score,
             flagged_adversarial=flagged,
-            trigger_score=screened.entropy,
+            trigger_score=screened.trigger,
             flagged_trigger=trigger_flagged,
         )
 
@@ -151,7 +161,7 @@ class Predictor:
         return _Screened(
             own[:1],
             float(scores_from_logits(own)[0]) if self.detector is not None else None,
-            float(entropy_from_logits(logits[len(views) :], len(blends))[0]) if len(blends) else None,
+            float(suspicion_from_logits(logits[len(views) :], len(blends))[0]) if len(blends) else None,
         )
 
     def explain(self, digit28: np.ndarray, target: int) -> np.ndarray:
@@ -171,7 +181,7 @@ class Predictor:
 class _Screened:
     logits: torch.Tensor | None  # the primary model's on the input itself
     score: float | None  # feature-squeezing score
-    entropy: float | None  # STRIP blend entropy
+    trigger: float | None  # trigger detector's suspicion
 
 
 def _for_inference(verified: VerifiedModel) -> torch.nn.Module:

@@ -15,8 +15,8 @@ Three complementary checks, each per *labelled* class, each flagging sample indi
   whose evidence was concentrated in that one patch, was labelled by a small patch — a trigger —
   not by the digit.
 - ``loss`` — a flipped label contradicts the image: the model (which fits clean structure long
-  before it memorises noise) gives the labelled class almost no probability while being confident
-  about another class.
+  before it memorises noise) gives the labelled class little probability (< 5%) while preferring
+  another class (> 50%).
 
 ``scan`` returns a :class:`ScanReport`; ``sanitize`` drops the flagged samples. The thresholds
 are in :class:`ScanConfig`; docs/poisoning.md says how they were chosen and what they achieve.
@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from digitguard.defences.occlusion import blank_most_salient_patch
 from digitguard.training.loop import to_model_input
 
 METHODS = ("spectral", "clustering", "occlusion", "loss")
@@ -45,8 +46,8 @@ class ScanConfig:
     occlusion_window: int = 3
     occlusion_max_label_probability: float = 0.1  # label probability once the patch is blanked
     occlusion_min_concentration: float = 0.3  # share of the evidence inside the patch
-    loss_max_label_probability: float = 0.01
-    loss_min_confidence: float = 0.95
+    loss_max_label_probability: float = 0.05  # chosen on the 1% flip set of seed 0, checked on seed 1
+    loss_min_confidence: float = 0.5
     methods: tuple[str, ...] = METHODS
     batch_size: int = 1000
 
@@ -174,23 +175,12 @@ def occlusion_scores(
     share of the |gradient × input| evidence for the label inside that patch."""
     model.eval()
     label_p, concentration = [], []
-    side = 28 - window + 1
-    grid = torch.arange(28)
     for start in range(0, len(images), batch_size):
-        x = to_model_input(torch.from_numpy(np.array(images[start : start + batch_size]))).requires_grad_()
+        x = to_model_input(torch.from_numpy(np.array(images[start : start + batch_size])))
         y = torch.from_numpy(labels[start : start + batch_size].astype(np.int64))
-        (grad,) = torch.autograd.grad(model(x).gather(1, y[:, None]).sum(), x)
-        saliency = (grad * x).abs().detach()  # (b, 1, 28, 28)
-        pooled = F.avg_pool2d(saliency, window, stride=1).flatten(1) * window * window  # (b, side²)
-        best, where = pooled.max(1)
-        rows, cols = (where // side)[:, None], (where % side)[:, None]
-        in_rows = (grid[None] >= rows) & (grid[None] < rows + window)  # (b, 28)
-        in_cols = (grid[None] >= cols) & (grid[None] < cols + window)
-        keep = ~(in_rows[:, :, None] & in_cols[:, None, :])  # (b, 28, 28)
-        with torch.inference_mode():
-            probabilities = F.softmax(model(x.detach() * keep[:, None]), dim=1)
-        label_p.append(probabilities.gather(1, y[:, None])[:, 0])
-        concentration.append(best / saliency.flatten(1).sum(1).clamp_min(1e-12))
+        blanked_p, share = blank_most_salient_patch(model, x, y, window)
+        label_p.append(blanked_p)
+        concentration.append(share)
     return torch.cat(label_p).numpy(), torch.cat(concentration).numpy()
 
 

@@ -23,13 +23,9 @@ from typing import Any, TypeVar
 
 from flask import Flask, g
 
+from digitguard.defences.rejection import TriggerCalibrationError
 from digitguard.defences.squeeze import DETECTOR_METRIC, Calibration, DetectorCalibrationError, calibration_of
-from digitguard.defences.strip import (
-    TRIGGER_METRIC,
-    StripCalibration,
-    StripCalibrationError,
-    strip_calibration_of,
-)
+from digitguard.defences.trigger import TRIGGER_METRIC, TriggerCalibration, trigger_calibration_of
 from digitguard.errors import DigitguardError
 from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, Predictor
 from digitguard.models.artifact import VerifiedModel, load_verified
@@ -60,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "TRUST_DIRS": [],
     "ABSTAIN_BELOW": DEFAULT_ABSTAIN_BELOW,
     "ADVERSARIAL_DETECTOR": "auto",
-    # The STRIP backdoor-trigger detector (an abstention signal): auto, on or off, as above.
+    # The backdoor-trigger detector (patch occlusion or STRIP; an abstention signal): auto, on or off.
     "TRIGGER_DETECTOR": "auto",
     # Optional deep ensemble: further signed model directories whose probabilities are averaged
     # with MODEL_DIR's (each verified like it); empty: the model alone.
@@ -207,16 +203,16 @@ class Detectors:
     """The calibrations a served model's detectors use (``None``: that detector is off)."""
 
     adversarial: Calibration | None
-    trigger: StripCalibration | None
+    trigger: TriggerCalibration | None
 
 
 def detectors_for(verified: VerifiedModel, config: Mapping[str, object]) -> Detectors:
     """The served model's detectors under ``ADVERSARIAL_DETECTOR`` (feature squeezing) and
-    ``TRIGGER_DETECTOR`` (STRIP): ``auto`` (default) uses a detector when the model carries its
-    calibration, ``on`` refuses a model without one, ``off`` serves none."""
+    ``TRIGGER_DETECTOR`` (patch occlusion or STRIP): ``auto`` (default) uses a detector when the
+    model carries its calibration, ``on`` refuses a model without one, ``off`` serves none."""
     return Detectors(
         _calibration(verified, "ADVERSARIAL_DETECTOR", config, DETECTOR_METRIC, calibration_of),
-        _calibration(verified, "TRIGGER_DETECTOR", config, TRIGGER_METRIC, strip_calibration_of),
+        _calibration(verified, "TRIGGER_DETECTOR", config, TRIGGER_METRIC, trigger_calibration_of),
     )
 
 
@@ -235,7 +231,7 @@ def _calibration(
         return None
     try:
         return parse(verified.manifest.metrics)
-    except (DetectorCalibrationError, StripCalibrationError) as exc:
+    except (DetectorCalibrationError, TriggerCalibrationError) as exc:
         raise ConfigError(f"{setting}={mode}: {exc}") from exc
 
 

@@ -65,7 +65,7 @@ def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str,
         "confidence": round(prediction.confidence, 6),
         "detector_scores": {
             "feature_squeezing": _rounded(prediction.detector_score),
-            "strip_entropy": _rounded(prediction.trigger_score),
+            "trigger": _rounded(prediction.trigger_score),
         },
         "flagged_adversarial": prediction.flagged_adversarial,
         "flagged_trigger": prediction.flagged_trigger,

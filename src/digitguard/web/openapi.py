@@ -77,15 +77,16 @@ SCHEMAS: dict[str, Any] = {
             },
             "flagged_trigger": {
                 "type": "boolean",
-                "description": "the STRIP trigger detector fired (the input may carry a backdoor trigger): "
+                "description": "the backdoor-trigger detector fired (the input may carry a trigger): "
                 "an abstention whatever the confidence",
             },
             "trigger_score": {
                 "type": ["number", "null"],
                 "minimum": 0,
-                "maximum": 2.302586,
-                "description": "STRIP: mean entropy (nats) of the answers on the input blended with clean "
-                "digits; low means a trigger may dominate; null: no trigger detector",
+                "maximum": 1,
+                "description": "the trigger detector's suspicion (patch occlusion: how much the answer "
+                "rests on one small patch; STRIP: 1 − entropy/ln 10 of the answers on blends with clean "
+                "digits); null: no trigger detector",
             },
             "model_sha256": SHA256,
             "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},

@@ -126,7 +126,7 @@
     } else if (body.flagged_trigger) {
       digitOut.textContent = "not sure";
       digitOut.dataset.state = "flagged";
-      say("Flagged as possibly carrying a backdoor trigger: blended with other digits, it still forces one answer, so none is given and a person will review it.");
+      say("Flagged as possibly carrying a backdoor trigger: the answer rests on one small mark rather than the digit, so none is given and a person will review it.");
     } else if (body.abstained) {
       digitOut.textContent = "not sure";
       digitOut.dataset.state = "abstained";

@@ -1,11 +1,11 @@
-"""``digitguard strip``: calibrate the STRIP backdoor-trigger detector into a model, and measure it.
+"""``digitguard trigger``: calibrate a backdoor-trigger detector into a model, and measure it.
 
-A click adapter over :mod:`digitguard.defences.strip`.
+A click adapter over :mod:`digitguard.defences.trigger` (patch occlusion, the default, or STRIP).
 
-- ``calibrate MODEL_DIR --key K`` draws the overlay pool from the model's own held-out validation
-  digits, sets the entropy threshold for the requested false rejection rate on the rest, writes
-  both into the manifest's metrics and re-signs the directory (staged and verified first, as
-  ``digitguard detector calibrate`` does).
+- ``calibrate MODEL_DIR --key K [--method occlusion|strip]`` scores the model's own held-out
+  validation digits (STRIP first draws its overlay pool from them), sets the threshold for the
+  requested false rejection rate, writes the calibration into the manifest's metrics and re-signs
+  the directory (staged and verified first, as ``digitguard detector calibrate`` does).
 - ``evaluate MODEL_DIR`` measures, on the MNIST test set, the share of clean digits flagged (false
   rejections) and of trigger-stamped digits of the other classes let through (false
   acceptances) — on a backdoored model, the number that counts.
@@ -20,18 +20,26 @@ from typing import Any
 import click
 
 from digitguard.cli_options import data_dir_option, trust_option
+from digitguard.defences.occlusion import DEFAULT_WINDOW
 from digitguard.defences.strip import DEFAULT_OVERLAYS, MAX_OVERLAYS
 
 
-@click.group("strip")
-def strip() -> None:
-    """The STRIP backdoor-trigger detector (an abstention signal in serving)."""
+@click.group("trigger")
+def trigger() -> None:
+    """Backdoor-trigger detectors: patch occlusion and STRIP (an abstention signal in serving)."""
 
 
-@strip.command("calibrate")
+@trigger.command("calibrate")
 @click.argument("model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option(
     "--key", "signing_key", type=click.Path(path_type=Path), envvar="DIGITGUARD_SIGNING_KEY", required=True
+)
+@click.option(
+    "--method",
+    type=click.Choice(["occlusion", "strip"]),
+    default="occlusion",
+    show_default=True,
+    help="occlusion: blank the most salient patch (SentiNet-style); strip: blend with clean digits.",
 )
 @click.option(
     "--frr",
@@ -39,42 +47,54 @@ def strip() -> None:
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
     default=0.01,
     show_default=True,
-    help="Share of clean validation digits to flag.",
+    help="Share of clean held-out digits to flag.",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(1, 8),
+    default=DEFAULT_WINDOW,
+    show_default=True,
+    help="occlusion: patch side.",
 )
 @click.option(
     "--overlays",
     type=click.IntRange(1, MAX_OVERLAYS),
     default=DEFAULT_OVERLAYS,
     show_default=True,
-    help="Clean digits each input is blended with (each costs one image of model compute per request).",
+    help="strip: clean digits each input is blended with (each one image of compute per request).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Which held-out digits form the pool.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="strip: which held-out digits form the pool."
+)
 @click.option(
     "--test-tail",
     type=click.IntRange(0, 9_000),
     default=0,
     show_default=True,
     help="Calibrate on the last N MNIST test digits instead of the validation split (for models "
-    "trained without one); `strip evaluate` then uses only the test digits before them.",
+    "trained without one); `trigger evaluate` then uses only the test digits before them.",
 )
 @data_dir_option
 @trust_option
 def calibrate_command(
     model_dir: Path,
     signing_key: Path,
+    method: str,
     false_rejection_rate: float,
+    window: int,
     overlays: int,
     seed: int,
     test_tail: int,
     data_dir: Path | None,
     trust_dirs: tuple[Path, ...],
 ) -> None:
-    """Set MODEL_DIR's STRIP threshold and overlay pool on its validation split; re-sign."""
+    """Calibrate MODEL_DIR's trigger detector on held-out digits; store it in the manifest; re-sign."""
     import torch
 
     from digitguard.cli import default_data_dir
     from digitguard.data import mnist
-    from digitguard.defences.strip import TRIGGER_METRIC, calibrate
+    from digitguard.defences import occlusion, strip
+    from digitguard.defences.trigger import TRIGGER_METRIC
     from digitguard.detector_cli import validation_images, write_calibration
     from digitguard.models.artifact import load_verified
     from digitguard.training.loop import to_model_input
@@ -87,28 +107,30 @@ def calibrate_command(
     else:
         images = validation_images(data, verified.manifest.training)
         source = f"validation split of {verified.manifest.name} (seed {verified.manifest.training['seed']})"
-    calibration = calibrate(
-        verified.model,
-        images,
-        false_rejection_rate,
-        source=source,
-        overlays=overlays,
-        seed=seed,
-        held_out_test_digits=test_tail,
-    )
-    write_calibration(
-        model_dir,
-        {**verified.manifest.metrics, TRIGGER_METRIC: calibration.to_dict()},
-        signing_key,
-        list(trust_dirs),
-    )
+    calibration: Any
+    if method == "strip":
+        calibration = strip.calibrate(
+            verified.model,
+            images,
+            false_rejection_rate,
+            source,
+            overlays,
+            seed,
+            held_out_test_digits=test_tail,
+        )
+    else:
+        calibration = occlusion.calibrate(
+            verified.model, images, false_rejection_rate, source, window, held_out_test_digits=test_tail
+        )
+    metrics = {**verified.manifest.metrics, TRIGGER_METRIC: calibration.to_dict()}
+    write_calibration(model_dir, metrics, signing_key, list(trust_dirs))
     click.echo(
-        f"{model_dir}: STRIP threshold {calibration.threshold:.6f} nats with {overlays} overlays "
+        f"{model_dir}: {calibration.kind} threshold {calibration.threshold:.6f} "
         f"({false_rejection_rate:.1%} of {calibration.calibration_images} held-out digits flagged); re-signed"
     )
 
 
-@strip.command("evaluate")
+@trigger.command("evaluate")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--trigger", "trigger_name", default="square3", show_default=True)
 @click.option("--target", type=click.IntRange(0, 9), default=7, show_default=True)
@@ -120,7 +142,10 @@ def calibrate_command(
     help="First N test digits (clean; the triggered ones are those of them not of the target class).",
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="Writes strip-result.json."
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Writes trigger-result.json.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @data_dir_option
@@ -135,75 +160,71 @@ def evaluate_command(
     data_dir: Path | None,
     trust_dirs: tuple[Path, ...],
 ) -> None:
-    """Measure MODEL_DIR's STRIP detector on clean and trigger-stamped MNIST test digits."""
+    """Measure MODEL_DIR's trigger detector on clean and trigger-stamped MNIST test digits."""
     import torch
 
     from digitguard.cli import default_data_dir
     from digitguard.data import mnist
-    from digitguard.defences.strip import evaluate, strip_calibration_of
+    from digitguard.defences.trigger import evaluate, trigger_calibration_of
     from digitguard.models.artifact import load_verified
     from digitguard.poisoning.triggers import get_trigger
     from digitguard.training.loop import predict, to_model_input
 
-    trigger = get_trigger(trigger_name)
+    stamp = get_trigger(trigger_name)
     verified = load_verified(model_dir, list(trust_dirs))
-    calibration = strip_calibration_of(verified.manifest.metrics)
+    calibration = trigger_calibration_of(verified.manifest.metrics)
     test = mnist.load(data_dir or default_data_dir()).test
     usable = len(test.images) - calibration.held_out_test_digits  # never the digits it was calibrated on
     images, labels = test.images[: min(samples, usable)], test.labels[: min(samples, usable)]
-    others = images[labels != target]
-    stamped = torch.from_numpy(trigger.stamp(others))
+    stamped = torch.from_numpy(stamp.stamp(images[labels != target]))
     model = verified.model.eval()
+    with torch.no_grad():
+        fooled = predict(model, stamped) == target
     result = evaluate(
-        model,
-        calibration,
-        to_model_input(torch.from_numpy(images.copy())),
-        to_model_input(stamped),
-        predict(model, stamped) == target,
+        model, calibration, to_model_input(torch.from_numpy(images.copy())), to_model_input(stamped), fooled
     )
+    settings = {key: value for key, value in calibration.to_dict().items() if key != "pool_uint8_base64"}
     document: dict[str, Any] = {
         "model": str(model_dir),
         "model_sha256": verified.weights_sha256,
-        "detector": {
-            key: value for key, value in calibration.to_dict().items() if key != "pool_uint8_base64"
-        },
-        "trigger": trigger.to_dict(),
+        "detector": settings,
+        "trigger": stamp.to_dict(),
         "target": target,
         **result.to_dict(),
-        "command": f"digitguard strip evaluate {model_dir} --trigger {trigger_name} --target {target} "
+        "command": f"digitguard trigger evaluate {model_dir} --trigger {trigger_name} --target {target} "
         f"--samples {len(images)}",
     }
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        partial = out / ".strip-result.json.part"
+        partial = out / ".trigger-result.json.part"
         partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        partial.replace(out / "strip-result.json")
+        partial.replace(out / "trigger-result.json")
     if as_json:
         click.echo(json.dumps(document))
-        return
-    _print(document)
+    else:
+        _print(document)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
 
 
 def _print(document: dict[str, Any]) -> None:
-    detector = document["detector"]
     click.echo(
-        f"{document['model']} (weights {document['model_sha256'][:12]}…), STRIP threshold "
-        f"{document['threshold']:.4f} nats, {detector['overlays']} overlays"
+        f"{document['model']} (weights {document['model_sha256'][:12]}…), {document['detector']['kind']} "
+        f"threshold {document['threshold']:.4f}"
     )
     click.echo(
-        f"  clean test digits flagged (false rejection): {document['false_rejection_rate']:.2%} "
+        f"  clean test digits flagged (false rejection): {_pct(document['false_rejection_rate'])} "
         f"of {document['clean_images']}"
     )
     click.echo(
-        f"  triggered digits let through (false acceptance): {document['false_acceptance_rate']:.2%} "
-        f"of {document['triggered_images']}"
+        f"  triggered digits let through (false acceptance): {_pct(document['false_acceptance_rate'])} "
+        f"of {document['triggered_images']}; of the {document['backdoor_successes']} the backdoor turns "
+        f"into {document['target']}: {_pct(document['false_acceptance_of_successes'])}"
     )
-    if document["false_acceptance_of_successes"] is not None:
-        click.echo(
-            f"  of the {document['backdoor_successes']} the backdoor turns into {document['target']}: "
-            f"{document['false_acceptance_of_successes']:.2%} let through"
-        )
     click.echo(
         "  at the test set's own 1% false rejection: false acceptance "
-        f"{document['false_acceptance_at_1pct_test_frr']:.2%}"
+        f"{_pct(document['false_acceptance_at_1pct_test_frr'])}, of the successes "
+        f"{_pct(document['false_acceptance_of_successes_at_1pct_test_frr'])}"
     )
