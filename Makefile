@@ -85,6 +85,8 @@ poison-experiment: data
 	bench/poison_experiment.sh $(POISON_WORK)
 	bench/poison_defence.sh $(POISON_WORK)
 	bench/poison_flips.sh $(POISON_WORK)
+	SEED=1 bench/poison_flips.sh $(POISON_WORK)
+	bench/poison_trigger.sh $(POISON_WORK)
 
 # Issue 6: models/basic under attack (docs/robustness.md): FGSM on all 10,000 test images with ART as
 # referee and the ε at which accuracy falls to the seed's 43.65%; PGD-40 on all 10,000; PGD's referee

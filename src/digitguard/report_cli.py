@@ -107,6 +107,67 @@ def robustness_command(
     click.echo(f"wrote {', '.join(sorted(files))} to {out}")
 
 
+@report.command("poisoning")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option(
+    "--work",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=Path("instance/poison-experiment"),
+    show_default=True,
+    help="Where `make poison-experiment` left its results.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path),
+    default=Path("models/basic"),
+    show_default=True,
+    help="The served model, whose own backdoor check is measured now.",
+)
+@trust_option
+@data_dir_option
+def poisoning_command(
+    out: Path, work: Path, model_dir: Path, trust_dirs: tuple[Path, ...], data_dir: Path | None
+) -> None:
+    """Write OUT/poisoning.md, poisoning.json, the plot and the evidence files the threat model reads."""
+    from digitguard.cli import default_data_dir
+    from digitguard.data import mnist
+    from digitguard.models.artifact import load_verified
+    from digitguard.poisoning.backdoor import evaluate_backdoor
+    from digitguard.poisoning.triggers import get_trigger
+    from digitguard.reports.poisoning import (
+        PoisoningReportError,
+        checks,
+        collect,
+        evidence_files,
+        plots,
+        to_markdown,
+    )
+
+    try:
+        results = collect(work)
+    except PoisoningReportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    verified = load_verified(model_dir, list(trust_dirs))
+    test = mnist.load(data_dir or default_data_dir()).test
+    served = evaluate_backdoor(verified.model, test.images, test.labels, get_trigger("square3"), 7)
+    results["served"] = {"model": str(model_dir), "model_sha256": verified.weights_sha256, **served.to_dict()}
+    command = _command(click.get_current_context())
+    report = {"work": str(work), "command": command, **results, "checks": checks(results)}
+    files = {
+        name: (json.dumps(doc, indent=2) + "\n").encode() for name, doc in evidence_files(report).items()
+    }
+    files |= {"poisoning.json": (json.dumps(report, indent=2) + "\n").encode(), **plots(report)}
+    files["poisoning.md"] = to_markdown(report, command).encode()
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        partial = out / f".{name}.part"
+        partial.write_bytes(data)
+        partial.replace(out / name)
+    met = sum(check["met"] for check in report["checks"])
+    click.echo(f"wrote {len(files)} files to {out}; {met} of {len(report['checks'])} targets met")
+
+
 def _command(context: click.Context) -> str:
     """The command line, rebuilt from the parsed options (the same whether typed or called from Python)."""
     parts = ["digitguard", "report", str(context.info_name)]
