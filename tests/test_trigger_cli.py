@@ -46,12 +46,8 @@ def test_calibrate_signs_a_threshold_that_evaluate_measures(
     assert calibration.calibration_images == (196 if method == "strip" else 200)
     assert calibration.false_rejection_rate == 0.05 and "validation split" in calibration.source
     out = tmp_path / "strip"
-    assert (
-        run(
-            "trigger", "evaluate", str(small_model_dir), "--samples", "40", "--out", str(out), "--json", *common
-        )
-        == 0
-    )
+    evaluate = ["trigger", "evaluate", str(small_model_dir), "--samples", "40", "--out", str(out), "--json"]
+    assert run(*evaluate, *common) == 0
     document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert document["model_sha256"] == load_verified(small_model_dir, [trusted_key.trust_dir]).weights_sha256
     labels = mnist.load(mnist_dir).test.labels[:40]
