@@ -872,6 +872,39 @@ CONTROLS = (
                 Condition(">=", 0.9),
                 bound_to_model=False,
             ),
+            ResultEvidence(
+                "scan recall on 1% flipped labels (held-out seed) ≥ 90%",
+                ("docs/poisoning/scan-flip1-s1.json", "reports/poisoning/scan-flip1-s1.json"),
+                "score.label_flip.recall",
+                Condition(">=", 0.9),
+                bound_to_model=False,
+            ),
+        ),
+        reduces_likelihood=1,
+    ),
+    Control(
+        "trigger-detection",
+        "Inputs carrying a backdoor trigger are flagged at run time",
+        "Patch occlusion (SentiNet-style) scores every prediction of a calibrated model; a flagged input "
+        "is an abstention. Measured by `digitguard trigger evaluate` on a model backdoored with 100 "
+        "poisons. Counts only with TRIGGER_DETECTOR=on, which refuses a model without a calibration "
+        "(the shipped models carry none: the check costs about 2 ms a prediction).",
+        (
+            setting("the detector is required", "TRIGGER_DETECTOR", "one_of", ("on",), default="auto"),
+            ResultEvidence(
+                "backdoor successes let through at 1% false rejection < 1% (100 poisons)",
+                ("docs/poisoning/trigger-occlusion-p100.json", "reports/poisoning/trigger-occlusion-p100.json"),
+                "false_acceptance_of_successes_at_1pct_test_frr",
+                Condition("<", 0.01),
+                bound_to_model=False,
+            ),
+            tests(
+                "tests/defences/test_occlusion.py::"
+                "test_on_a_backdoored_model_triggered_digits_are_flagged_and_clean_ones_rarely",
+                "tests/web/test_trigger_detector.py::test_a_flagged_input_is_an_abstention_recorded_and_queued",
+                "tests/web/test_trigger_detector.py::test_on_refuses_a_model_without_a_calibration",
+                covers=("src/digitguard/defences/occlusion.py", "src/digitguard/inference/predictor.py"),
+            ),
         ),
         reduces_likelihood=1,
     ),
@@ -1098,7 +1131,7 @@ THREATS = (
         HIGH,
         ("AML.T0020", "AML.T0018.000", "AML.T0043.004"),
         ("ML02:2023", "ML10:2023"),
-        ("data-hashes", "poison-scan", "served-backdoor-check"),
+        ("data-hashes", "poison-scan", "served-backdoor-check", "trigger-detection"),
         seeds("001.T.poisoning", "001.T.poisoning.trigger", "000.model.T"),
     ),
     Threat(
