@@ -893,7 +893,10 @@ CONTROLS = (
             setting("the detector is required", "TRIGGER_DETECTOR", "one_of", ("on",), default="auto"),
             ResultEvidence(
                 "backdoor successes let through at 1% false rejection < 1% (100 poisons)",
-                ("docs/poisoning/trigger-occlusion-p100.json", "reports/poisoning/trigger-occlusion-p100.json"),
+                (
+                    "docs/poisoning/trigger-occlusion-p100.json",
+                    "reports/poisoning/trigger-occlusion-p100.json",
+                ),
                 "false_acceptance_of_successes_at_1pct_test_frr",
                 Condition("<", 0.01),
                 bound_to_model=False,
