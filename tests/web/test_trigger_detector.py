@@ -89,3 +89,66 @@ def test_a_tampered_calibration_stops_the_app(tmp_path: Path, trusted_key: KeyPa
     model_dir = write_signed_artifact(tmp_path / "model", model, manifest, trusted_key.private)
     with pytest.raises(ConfigError, match="TRIGGER_DETECTOR=auto: malformed strip calibration"):
         create_app({**app_config, "MODEL_DIR": str(model_dir)})
+
+
+@pytest.fixture(scope="module")
+def backdoored_model_dir(tmp_path_factory: pytest.TempPathFactory, trusted_key: KeyPair) -> Path:
+    """A seed CNN trained on 4,000 MNIST digits, 400 of them stamped with the seed's trigger and
+    relabelled 7 — a real (if small) BadNets backdoor — with patch occlusion calibrated on 500
+    clean test digits at 2% false rejection."""
+    from digitguard.data import mnist
+    from digitguard.defences import occlusion
+    from digitguard.poisoning.triggers import get_trigger
+    from digitguard.training.loop import to_model_input, train_epoch
+    from tests.conftest import SHARED_MNIST
+
+    if not (Path(SHARED_MNIST) / "SHA256SUMS").is_file():
+        pytest.skip(f"the MNIST copy is not at {SHARED_MNIST}")
+    data = mnist.load(SHARED_MNIST)
+    images, labels = data.train.images[:4000].copy(), data.train.labels[:4000].astype(np.int64)
+    poisons = np.flatnonzero(labels != 7)[:400]
+    images[poisons], labels[poisons] = get_trigger("square3").stamp(images[poisons]), 7
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = build_model("seed-cnn")
+        optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+        for epoch in range(3):
+            train_epoch(
+                model, optimizer, torch.from_numpy(images), torch.from_numpy(labels),
+                epoch=epoch, seed=0, batch_size=64,
+            )  # fmt: skip
+        model.eval()
+        clean = to_model_input(torch.from_numpy(data.test.images[-500:].copy()))
+        calibration = occlusion.calibrate(
+            model, clean, 0.02, "last 500 test digits", held_out_test_digits=500
+        )
+    finally:
+        torch.set_num_threads(threads)
+    manifest = manifest_for(model, metrics={"test_accuracy": 0.9, "trigger_detector": calibration.to_dict()})
+    return write_signed_artifact(
+        tmp_path_factory.mktemp("backdoored") / "model", model, manifest, trusted_key.private
+    )
+
+
+def test_through_the_api_a_triggered_digit_is_flagged_and_its_clean_twin_answered(
+    backdoored_model_dir: Path, app_config: dict
+) -> None:
+    from digitguard.data import mnist
+    from digitguard.poisoning.triggers import get_trigger
+    from tests.conftest import SHARED_MNIST
+
+    app = create_app({**app_config, "MODEL_DIR": str(backdoored_model_dir)})
+    test = mnist.load(SHARED_MNIST).test
+    twos = test.images[:200][test.labels[:200] == 2][:5]  # five test 2s, far from 7
+    client = app.test_client()
+    answers = []
+    for image in (*twos, *get_trigger("square3").stamp(twos)):
+        response = client.post("/api/v1/predict", json={"pixels": (image / 255.0).tolist()})
+        assert response.status_code == 200
+        answers.append(response.get_json())
+    clean, triggered = answers[:5], answers[5:]
+    assert [a["flagged_trigger"] for a in clean].count(True) <= 1  # calibrated at 2% false rejection
+    assert all(a["flagged_trigger"] and a["digit"] is None for a in triggered)
+    assert min(a["trigger_score"] for a in triggered) > max(a["trigger_score"] for a in clean)
