@@ -25,6 +25,7 @@ from digitguard.report_cli import report
 from digitguard.review_cli import review
 from digitguard.threats_cli import threats
 from digitguard.trigger_cli import trigger
+from digitguard.weights_cli import weights
 
 DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
 MIRRORS_ENV = "DIGITGUARD_MNIST_MIRRORS"
@@ -46,6 +47,7 @@ cli.add_command(threats)
 cli.add_command(attack_command)
 cli.add_command(detector)
 cli.add_command(trigger)
+cli.add_command(weights)
 cli.add_command(report)
 cli.add_command(poison_command)
 cli.add_command(attack_backdoor_command)

@@ -2,7 +2,8 @@
 
 A model is a directory of exactly three files::
 
-    model.safetensors   the weights (never pickle)
+    model.safetensors   the weights (never pickle) — or model.safetensors.enc, the same
+                        encrypted with AES-256-GCM (digitguard.models.encryption)
     manifest.json       architecture, data hashes, training config, metrics, provenance
     model.sig           OpenSSF model-signing bundle over the two files above
 
@@ -10,7 +11,8 @@ A model is a directory of exactly three files::
 network. It checks, in order and refusing at the first failure: the file
 layout, the signature against the trust store, the manifest against the
 weights and the architecture registry, and the tensors' names, shapes, dtypes
-and finiteness.
+and finiteness. Encrypted weights are decrypted in memory between the signature check (which
+covers the ciphertext on disk) and the manifest check (which covers the plaintext).
 """
 
 from __future__ import annotations
@@ -24,16 +26,20 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 from torch import nn
 
 from digitguard.errors import ArtifactLayoutError, ManifestError, TrainingError, WeightsError
-from digitguard.models import signing
+from digitguard.models import encryption, signing
 from digitguard.models.architectures import ARCHITECTURES, build_model, parameter_count
 from digitguard.models.manifest import MANIFEST_FILE, MAX_MANIFEST_BYTES, WEIGHTS_FILE, ModelManifest
 from digitguard.models.trust import trust_store
 
 ARTIFACT_FILES = frozenset({WEIGHTS_FILE, MANIFEST_FILE, signing.SIGNATURE_FILE})
+ENCRYPTED_ARTIFACT_FILES = frozenset(
+    {encryption.ENCRYPTED_WEIGHTS_FILE, MANIFEST_FILE, signing.SIGNATURE_FILE}
+)
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 MAX_SAFETENSORS_HEADER = 1 << 20
 
@@ -80,6 +86,36 @@ def write_signed_artifact(out: Path, model: nn.Module, manifest: ModelManifest, 
     return out
 
 
+def write_encrypted_artifact(source: Path, out: Path, key: bytes, private_key: Path) -> Path:
+    """A copy of the plain model directory ``source`` with its weights encrypted under ``key``,
+    signed with ``private_key``; written like :func:`write_signed_artifact` (all or nothing)."""
+    source, out = Path(source), Path(out)
+    if check_layout(source):
+        raise ArtifactLayoutError(f"{source}: the weights are already encrypted")
+    manifest_bytes = (source / MANIFEST_FILE).read_bytes()
+    weights = (source / WEIGHTS_FILE).read_bytes()
+    manifest = check_manifest(manifest_bytes, weights, source)
+    if out.exists():
+        raise ArtifactLayoutError(f"{out}: output directory already exists; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging_parent = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    staging = staging_parent / out.name
+    staging.mkdir()
+    try:
+        sealed = encryption.encrypt(weights, key, manifest.weights_sha256)
+        (staging / encryption.ENCRYPTED_WEIGHTS_FILE).write_bytes(sealed)
+        (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
+        signing.sign_directory(staging, private_key)
+        for name in ENCRYPTED_ARTIFACT_FILES:
+            (staging / name).chmod(0o644)
+            _fsync_file(staging / name)
+        staging.chmod(0o755)
+        os.rename(staging, out)
+    finally:
+        shutil.rmtree(staging_parent, ignore_errors=True)
+    return out
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -96,13 +132,30 @@ def weights_sha256_of(model: nn.Module) -> str:
         return sha256_bytes(path.read_bytes())
 
 
-def load_verified(model_dir: Path, extra_trust_dirs: list[Path] | None = None) -> VerifiedModel:
-    """Verify and load a model directory; raise a :class:`ModelError` subclass on any failure."""
+def load_verified(
+    model_dir: Path,
+    extra_trust_dirs: list[Path] | None = None,
+    key_provider: encryption.KeyProvider | None = None,
+) -> VerifiedModel:
+    """Verify and load a model directory; raise a :class:`ModelError` subclass on any failure.
+
+    ``key_provider``: for encrypted weights (default: $DIGITGUARD_MODEL_KEY_FILE or $DIGITGUARD_MODEL_KEY).
+    """
     model_dir = Path(model_dir)
-    check_layout(model_dir)
+    encrypted = check_layout(model_dir)
     key = signing.verify_directory(model_dir, trust_store(extra_trust_dirs))
     manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()
-    weights_bytes = (model_dir / WEIGHTS_FILE).read_bytes()
+    if encrypted:
+        claimed = check_manifest_text(manifest_bytes, model_dir)
+        source = model_dir / encryption.ENCRYPTED_WEIGHTS_FILE
+        weights_bytes = encryption.decrypt(
+            source.read_bytes(),
+            claimed.weights_sha256,
+            key_provider or encryption.default_key_provider(),
+            str(source),
+        )
+    else:
+        weights_bytes = (model_dir / WEIGHTS_FILE).read_bytes()
     manifest = check_manifest(manifest_bytes, weights_bytes, model_dir)
     model = build_model(manifest.architecture)
     _load_weights(model, model_dir / WEIGHTS_FILE, weights_bytes)
@@ -110,7 +163,8 @@ def load_verified(model_dir: Path, extra_trust_dirs: list[Path] | None = None) -
     return VerifiedModel(model, manifest, manifest.weights_sha256, key, model_dir)
 
 
-def check_layout(model_dir: Path) -> None:
+def check_layout(model_dir: Path) -> bool:
+    """Refuse anything but the three artifact files; ``True`` when the weights are encrypted."""
     if not model_dir.is_dir():
         raise ArtifactLayoutError(f"{model_dir}: not a model directory")
     entries = {entry.name: entry for entry in model_dir.iterdir()}
@@ -125,16 +179,20 @@ def check_layout(model_dir: Path) -> None:
     if signing.SIGNATURE_FILE not in entries:
         # Reported as a signature problem: the directory is unsigned.
         signing.verify_directory(model_dir, signing.TrustStore({}))
-    extra = sorted(set(entries) - ARTIFACT_FILES)
-    missing = sorted(ARTIFACT_FILES - set(entries))
+    encrypted = encryption.ENCRYPTED_WEIGHTS_FILE in entries
+    expected = ENCRYPTED_ARTIFACT_FILES if encrypted else ARTIFACT_FILES
+    extra = sorted(set(entries) - expected)
+    missing = sorted(expected - set(entries))
     if extra or missing:
         raise ArtifactLayoutError(
-            f"{model_dir}: a model directory holds exactly {sorted(ARTIFACT_FILES)}; "
-            f"extra {extra}, missing {missing}"
+            f"{model_dir}: a model directory holds exactly {sorted(ARTIFACT_FILES)} (or "
+            f"{encryption.ENCRYPTED_WEIGHTS_FILE} for encrypted weights); extra {extra}, missing {missing}"
         )
+    return encrypted
 
 
-def check_manifest(manifest_bytes: bytes, weights_bytes: bytes, model_dir: Path) -> ModelManifest:
+def check_manifest_text(manifest_bytes: bytes, model_dir: Path) -> ModelManifest:
+    """The manifest's own checks (size, encoding, fields), before the weights are at hand."""
     source = str(model_dir / MANIFEST_FILE)
     if len(manifest_bytes) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{source}: larger than {MAX_MANIFEST_BYTES} bytes")
@@ -142,7 +200,12 @@ def check_manifest(manifest_bytes: bytes, weights_bytes: bytes, model_dir: Path)
         text = manifest_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{source}: not UTF-8") from exc
-    manifest = ModelManifest.from_json(text, source)
+    return ModelManifest.from_json(text, source)
+
+
+def check_manifest(manifest_bytes: bytes, weights_bytes: bytes, model_dir: Path) -> ModelManifest:
+    source = str(model_dir / MANIFEST_FILE)
+    manifest = check_manifest_text(manifest_bytes, model_dir)
     actual = sha256_bytes(weights_bytes)
     if manifest.weights_sha256 != actual:
         raise ManifestError(
@@ -170,9 +233,10 @@ def _check_safetensors_header(path: Path, data: bytes) -> None:
 
 
 def _load_weights(model: nn.Module, path: Path, data: bytes) -> None:
+    # From the bytes that were hashed and checked, not by reading the file again.
     _check_safetensors_header(path, data)
     try:
-        tensors = load_file(str(path))
+        tensors = load_safetensors(data)
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: unreadable safetensors: {exc}") from exc
     expected = model.state_dict()

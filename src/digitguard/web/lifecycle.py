@@ -23,7 +23,7 @@ from flask import Flask, current_app, jsonify, request
 from digitguard.db import UNAVAILABLE
 from digitguard.errors import ModelError
 from digitguard.inference.predictor import Predictor
-from digitguard.models.artifact import ARTIFACT_FILES, load_verified
+from digitguard.models.artifact import ARTIFACT_FILES, ENCRYPTED_ARTIFACT_FILES, load_verified
 from digitguard.security.store import model_target, now
 from digitguard.web import EXTENSION, ConfigError, detectors_for, path_list, trail
 from digitguard.web.errors import ApiError
@@ -31,7 +31,7 @@ from digitguard.web.errors import ApiError
 
 def file_hashes(model_dir: Path) -> dict[str, str | None]:
     hashes: dict[str, str | None] = {}
-    for name in sorted(ARTIFACT_FILES):
+    for name in sorted(ARTIFACT_FILES | ENCRYPTED_ARTIFACT_FILES):
         try:
             hashes[name] = hashlib.sha256((model_dir / name).read_bytes()).hexdigest()
         except OSError:
