@@ -85,7 +85,8 @@ class EnvKeyProvider:
         value = os.environ.get(self.variable)
         if not value:
             raise WeightsEncryptionError(
-                f"the weights are encrypted; set ${KEY_FILE_ENV} to their key file (or ${self.variable} to the key)"
+                f"the weights are encrypted; set ${KEY_FILE_ENV} to their key file "
+                f"(or ${self.variable} to the key)"
             )
         return _matching(_decode_key(value, f"${self.variable}"), key_id, f"${self.variable}")
 

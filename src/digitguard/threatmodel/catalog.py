@@ -883,6 +883,24 @@ CONTROLS = (
         reduces_likelihood=1,
     ),
     Control(
+        "weights-encryption",
+        "Weights can be encrypted at rest",
+        "`digitguard weights encrypt`: AES-256-GCM bound to the manifest's weights hash, the signature "
+        "over the ciphertext, decryption in memory with a key from a provider (file or environment). "
+        "For deployments whose weights are private; the shipped ones are published.",
+        (
+            tests(
+                "tests/models/test_encryption.py::test_the_encrypted_copy_loads_to_the_same_network_with_the_key",
+                "tests/models/test_encryption.py::test_without_a_key_or_with_another_one_it_is_refused",
+                "tests/models/test_encryption.py::"
+                "test_an_altered_ciphertext_fails_the_signature_and_re_signed_fails_decryption",
+                "tests/test_weights_cli.py::test_encrypt_then_serve_with_the_key_file",
+                covers=("src/digitguard/models/encryption.py", "src/digitguard/models/artifact.py"),
+            ),
+        ),
+        reduces_likelihood=1,
+    ),
+    Control(
         "trigger-detection",
         "Inputs carrying a backdoor trigger are flagged at run time",
         "Patch occlusion (SentiNet-style) scores every prediction of a calibrated model; a flagged input "
@@ -1516,7 +1534,7 @@ THREATS = (
         LOW,
         ("AML.T0035", "AML.T0014", "AML.T0007"),
         ("ML05:2023",),
-        (),
+        ("weights-encryption",),
         seeds("001.I.extraction.weights", "001.I.extraction.architecture", "000.model.I"),
         acceptance=WEIGHTS_PUBLIC,
     ),

@@ -199,8 +199,9 @@ SEED_MITIGATIONS: tuple[SeedMitigation, ...] = (
         "Model encryption",
         "❌",
         "not implemented",
-        (),
-        "not planned: the weights are published with the code (see the accepted threat)",
+        ("weights-encryption",),
+        "optional: the shipped weights are published with the code (see the accepted threat); "
+        "private deployments encrypt theirs with `digitguard weights encrypt`",
     ),
     SeedMitigation(
         "001.I.extraction", "Access controls", "⚠️", "basic file system permissions", ("authz-matrix",)
@@ -348,7 +349,8 @@ CORRECTIONS: tuple[Correction, ...] = (
         "Model weights are stored in unencrypted .pth files.",
         "outdated",
         "Weights are `model.safetensors`, signed (ECDSA P-256, OpenSSF model-signing) and refused if "
-        "any byte changes; they are published, not secret, so encryption is not the control.",
+        "any byte changes; the shipped ones are published, not secret, and `digitguard weights "
+        "encrypt` (AES-256-GCM, decrypted in memory) serves deployments whose weights are private.",
         (TestEvidence(("tests/models/test_artifact.py::TestTamperingIsRefused",)),),
     ),
     Correction(
