@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -81,3 +82,14 @@ def small_model_dir(tmp_path: Path, trusted_key: KeyPair) -> Path:
     return write_signed_artifact(
         tmp_path / "model", model, manifest_for(model, training=training), trusted_key.private
     )
+
+
+@pytest.fixture(scope="session")
+def mnist_test_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 MNIST test digits as float32 in [0, 1] ``(n, 28, 28)``, and their labels."""
+    from digitguard.data import mnist
+
+    if not (Path(SHARED_MNIST) / "SHA256SUMS").is_file():
+        pytest.skip(f"the MNIST copy is not at {SHARED_MNIST}")
+    test = mnist.load(SHARED_MNIST).test
+    return test.images.astype(np.float32) / 255.0, test.labels.astype(int)

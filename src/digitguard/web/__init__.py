@@ -61,6 +61,15 @@ DEFAULTS: dict[str, Any] = {
     # Optional deep ensemble: further signed model directories whose probabilities are averaged
     # with MODEL_DIR's (each verified like it); empty: the model alone.
     "ENSEMBLE_MODEL_DIRS": [],
+    # Against model extraction (web/extraction.py): what a prediction reveals, by caller, and the
+    # PRADA watch that throttles callers whose queries look synthetic.
+    "RESPONSE_MODE": "full",  # full, rounded or top1
+    "RESPONSE_MODE_BY_ROLE": {},  # e.g. {"predict": "top1", "anonymous": "rounded"}
+    "RESPONSE_ROUNDING": 2,
+    "EXTRACTION_DETECTOR": "on",
+    "EXTRACTION_DELTA": 0.9,
+    "EXTRACTION_MIN_DISTANCES": 50,
+    "EXTRACTION_COOLDOWN_S": 600,
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "MAX_IMAGE_PIXELS": 4_000_000,
     "MAX_IMAGE_SIDE": 4096,
@@ -242,6 +251,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
         auth,
         authz,
         errors,
+        extraction,
         health,
         identity,
         limits,
@@ -273,6 +283,7 @@ def _register(app: Flask, predictor: Predictor) -> None:
     ):
         app.register_blueprint(blueprint)
     app.extensions["digitguard.limiter"] = limits.install(app)
+    extraction.install(app)
     review.install(app, ReviewStore(app.extensions["digitguard.engine"]))
     errors.register(app)
     security.register(app)

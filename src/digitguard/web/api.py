@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from digitguard.inference.predictor import check_pixels
 from digitguard.inference.preprocess import decode_png, to_mnist
 from digitguard.review.queue import input_bytes
-from digitguard.web import admin, lifecycle, predictor_of, review, trail
+from digitguard.web import admin, extraction, lifecycle, predictor_of, review, trail
 from digitguard.web.errors import ApiError
 from digitguard.web.limits import Budget, inference_slot
 from digitguard.web.openapi import openapi_document
@@ -23,6 +23,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @blueprint.post("/predict")
 def predict():
     budget = Budget(float(current_app.config["INFERENCE_BUDGET_S"]))
+    extraction.refuse_if_suspected()
+    mode = extraction.response_mode()
     with inference_slot():
         digit28 = _model_input()
         budget.check("decoding and preprocessing")
@@ -30,11 +32,14 @@ def predict():
         prediction = predictor.predict(digit28)
         budget.check("inference")
         details = _details(predictor, digit28, prediction.top_class) if _wants_details() else {}
+        if mode != "full":  # an explanation is a gradient: what an extraction attack wants most
+            details = {k: v for k, v in details.items() if k == "input"}
         budget.check("explanation")
     # An abstention enters the review queue in the same transaction as its record (or the request fails).
     queued = review.queue_abstention(digit28, prediction)
     trail.record("prediction", _audit_details(digit28, prediction, budget), also=queued)
     current_app.extensions["digitguard.metrics"].prediction(prediction.abstained)
+    extraction.observe(digit28, prediction.top_class)
     body = {
         "digit": prediction.digit,
         "probabilities": [round(p, 6) for p in prediction.probabilities],
@@ -48,7 +53,7 @@ def predict():
         "model_sha256": prediction.model_sha256,
         "request_id": g.request_id,
     }
-    response = jsonify({**body, **details})
+    response = jsonify({**extraction.shape(body, mode), **details})
     response.headers["X-Request-ID"] = g.request_id
     return response
 

@@ -124,12 +124,20 @@ def check_request_limits() -> None:
     if not limiter.enabled:
         return
     strategy, prefix = limiter.limiter, str(current_app.config["RATELIMIT_KEY_PREFIX"])
-    unavailable: tuple[type[BaseException], ...] = (StorageError, *_storage_errors(limiter))
-    try:
+    with limit_store():
         for item, scope, key in _request_limits():
             if not strategy.hit(item, prefix, key, scope):
                 reset_at = strategy.get_window_stats(item, prefix, key, scope).reset_time
                 raise RateLimitedError(item, max(1, math.ceil(reset_at - time.time())))
+
+
+@contextmanager
+def limit_store() -> Iterator[Any]:
+    """The rate limits' storage; a failure to reach it refuses the request (503), never a 500."""
+    limiter: Limiter = current_app.extensions["digitguard.limiter"]
+    unavailable: tuple[type[BaseException], ...] = (StorageError, *_storage_errors(limiter))
+    try:
+        yield limiter.storage
     except unavailable as exc:
         raise ApiError(
             503, "limits_unavailable", "the rate-limit store is unavailable; retry shortly", retry_after_s=1

@@ -61,9 +61,16 @@ SCHEMAS: dict[str, Any] = {
                 "maximum": 9,
                 "description": "null when abstaining",
             },
-            "probabilities": PROBABILITIES,
+            "probabilities": {
+                "oneOf": [PROBABILITIES, {"type": "null"}],
+                "description": "null in the top1 response mode",
+            },
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
             "abstained": {"type": "boolean"},
+            "response_mode": {
+                "enum": ["rounded", "top1"],
+                "description": "present when the caller's answers are reduced (RESPONSE_MODE); absent: full",
+            },
             "abstain_below": {"type": "number", "minimum": 0, "maximum": 1},
             "flagged_adversarial": {
                 "type": "boolean",
@@ -525,7 +532,10 @@ def openapi_document() -> dict[str, Any]:
                         "403": _error("CSRF token missing (signed-in browser sessions)"),
                         "415": _error("Unsupported content type"),
                         "422": _error("Nothing drawn, or pixels of the wrong shape or range"),
-                        "429": _error("Rate limit or daily quota exceeded; see Retry-After"),
+                        "429": _error(
+                            "Rate limit or daily quota exceeded, or extraction_suspected (the caller's "
+                            "queries look like a model-extraction attack: paused); see Retry-After"
+                        ),
                         "503": _error(
                             "overloaded, inference_timeout, audit_unavailable (the decision could not be "
                             "recorded, so it is not returned), database_unavailable (keys cannot be "
