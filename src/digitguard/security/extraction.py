@@ -28,7 +28,7 @@ import numpy as np
 from scipy.stats import shapiro
 
 DEFAULT_DELTA = 0.9
-DEFAULT_MIN_DISTANCES = 50
+DEFAULT_MIN_DISTANCES = 100
 
 
 @dataclass(frozen=True)
