@@ -252,9 +252,8 @@ def replay_command(url: str, key: str, count: int, as_json: bool, data_dir: Path
     if as_json:
         click.echo(json.dumps(document))
     elif oracle.refusal is None:
-        click.echo(
-            f"all {count} test digits answered; never refused (accuracy {document['accuracy_of_answers']:.2%})"
-        )
+        accuracy = document["accuracy_of_answers"]
+        click.echo(f"all {count} test digits answered; never refused (accuracy {accuracy:.2%})")
     else:
         click.echo(f"refused after {len(labels)} of {count} digits ({oracle.refusal})")
     if oracle.refusal is not None:

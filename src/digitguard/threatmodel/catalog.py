@@ -932,14 +932,24 @@ CONTROLS = (
     Control(
         "extraction-detection",
         "Extraction attempts are detected",
-        "Query patterns of a model-extraction attack are flagged before the quota is spent.",
+        "A PRADA watch on every caller pauses one whose query distances stop looking natural (429 "
+        "extraction_suspected, audited); measured with `digitguard redteam extract` (Jacobian "
+        "augmentation through the HTTP API) and `redteam replay` (the test set, as an ordinary user).",
         (
+            setting("the watch is on", "EXTRACTION_DETECTOR", "one_of", ("on",), default="on"),
             result(
-                "extraction attacks flagged ≥ 90%",
-                "extraction/detection-result.json",
-                "detection_rate",
-                ">=",
-                0.9,
+                "the Jacobian-augmentation attack is paused before 500 queries",
+                "extraction/jacobian/extraction-result.json",
+                "refused_at",
+                "<=",
+                500,
+                refusal="extraction_suspected",
+            ),
+            tests(
+                "tests/security/test_extraction.py::test_replaying_the_test_set_raises_no_alarm",
+                "tests/security/test_extraction.py::test_a_synthetic_query_stream_is_flagged_before_500_queries",
+                "tests/web/test_extraction.py::TestTheExtractionWatch",
+                covers=("src/digitguard/security/extraction.py", "src/digitguard/web/extraction.py"),
             ),
         ),
         reduces_likelihood=1,
