@@ -21,6 +21,7 @@ from digitguard.cli_options import data_dir_option, trust_option
 from digitguard.detector_cli import detector
 from digitguard.errors import DigitguardError
 from digitguard.poisoning.cli import attack_backdoor_command, poison_command, scan_command
+from digitguard.privacy_cli import privacy
 from digitguard.redteam_cli import redteam
 from digitguard.report_cli import report
 from digitguard.review_cli import review
@@ -49,6 +50,7 @@ cli.add_command(attack_command)
 cli.add_command(detector)
 cli.add_command(trigger)
 cli.add_command(redteam)
+cli.add_command(privacy)
 cli.add_command(weights)
 cli.add_command(report)
 cli.add_command(poison_command)

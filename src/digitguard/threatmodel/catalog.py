@@ -957,14 +957,23 @@ CONTROLS = (
     Control(
         "privacy-audit",
         "Membership inference audit of the served model",
-        "A loss-threshold membership inference attack gains at most 5 points of advantage.",
+        "A loss-threshold membership inference attack (`digitguard privacy audit`) on the served model: "
+        "ROC AUC ≤ 0.55 and at most 0.5% of members found at a 0.1% false-positive rate. (The "
+        "stronger likelihood-ratio attack, LiRA, is not built.)",
         (
             result(
-                "membership advantage ≤ 0.05",
-                "privacy/membership-result.json",
-                "membership_advantage",
+                "ROC AUC ≤ 0.55",
+                "privacy-audit/*/membership-result.json",
+                "auc",
                 "<=",
-                0.05,
+                0.55,
+            ),
+            result(
+                "TPR at 0.1% FPR ≤ 0.5%",
+                "privacy-audit/*/membership-result.json",
+                "tpr_at_0_1pct_fpr",
+                "<=",
+                0.005,
             ),
         ),
         reduces_likelihood=1,

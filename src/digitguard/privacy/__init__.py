@@ -1,0 +1,1 @@
+"""Privacy audits of trained models (issue 8)."""
