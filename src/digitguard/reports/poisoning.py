@@ -200,7 +200,16 @@ def to_markdown(report: dict[str, Any], command: str) -> str:
             f"| {name} (1% labels flipped) | {_methods(scan)} | {_pct(score['recall'])} | "
             f"{score['clean_removed']} ({_pct(score['false_removal_rate'])}) | — | — |"
         )
-    lines += ["", "## Trigger detection at run time", ""]
+    lines += [
+        "",
+        "## Trigger detection at run time",
+        "",
+        "Each detector calibrated at 1% false rejection on the last 5,000 test digits "
+        "(`digitguard trigger calibrate --test-tail 5000`; patch occlusion is the command's default, "
+        "STRIP is measured beside it) and evaluated on the first 5,000, clean and with the trigger. "
+        "The last column re-sets the threshold at 1% of the evaluated digits themselves.",
+        "",
+    ]
     lines += [
         "| detector, model | clean flagged | triggered let through | of the backdoor's successes | "
         "at the test set's 1% |"
