@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from digitguard.cli_options import data_dir_option, trust_option
+from digitguard.outputs import json_bytes, write_outputs
 
 EVALUATED_ATTACKS = ("fgsm", "pgd", "cw", "adaptive")
 
@@ -82,20 +83,14 @@ def calibrate_command(
 
 def validation_images(data: Any, training: dict[str, Any]) -> Any:
     """The validation digits a training run held out, rebuilt from its seed and size (``split_data``)."""
-    import torch
-
     from digitguard.training.loop import to_model_input
+    from digitguard.training.run import recorded_splits
 
-    size, seed = int(training.get("validation_size", 0)), int(training.get("seed", 0))
-    if size < 1:
+    if int(training.get("validation_size", 0)) < 1:
         raise click.UsageError(
             "the model was trained without a validation split; nothing held out to calibrate on"
         )
-    images = torch.from_numpy(data.train.images.copy())
-    if training.get("train_limit"):
-        images = images[: int(training["train_limit"])]
-    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))
-    return to_model_input(images[order[:size]])
+    return to_model_input(recorded_splits(data, training).val_images)
 
 
 def write_calibration(
@@ -210,10 +205,7 @@ def evaluate_command(
         f"--cw-samples {cw_samples} --steps {steps} --restarts {restarts} --seed {seed}",
     }
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        partial = out / ".detector-result.json.part"
-        partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        partial.replace(out / "detector-result.json")
+        write_outputs(out, {"detector-result.json": json_bytes(document)})
     if as_json:
         click.echo(json.dumps(document))
     else:

@@ -8,7 +8,6 @@ stronger likelihood-ratio attack with shadow models (LiRA) is not built.
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import click
 
 from digitguard.cli_options import data_dir_option, trust_option
+from digitguard.outputs import figure_png, json_bytes, write_outputs
 
 AUC_TARGET, TPR_TARGET = 0.55, 0.005
 
@@ -64,29 +64,17 @@ def audit_command(
     from digitguard.models.artifact import load_verified
     from digitguard.privacy.membership import audit, per_sample_loss
     from digitguard.training.loop import to_model_input
+    from digitguard.training.run import recorded_splits
 
     verified = load_verified(model_dir, list(trust_dirs))
     data = mnist.load(data_dir or default_data_dir())
-    training = verified.manifest.training
-    trained = torch.from_numpy(data.train.images.copy())
-    trained_labels = torch.from_numpy(data.train.labels.astype(np.int64))
-    if training.get("train_limit"):
-        trained, trained_labels = (
-            trained[: int(training["train_limit"])],
-            trained_labels[: int(training["train_limit"])],
-        )
-    order = torch.randperm(
-        len(trained), generator=torch.Generator().manual_seed(int(training.get("seed", 0)))
-    )
-    member_pool = order[int(training.get("validation_size", 0)) :]  # what the run trained on
-    chosen = member_pool[
-        torch.randperm(len(member_pool), generator=torch.Generator().manual_seed(seed))[:samples]
-    ]
+    splits = recorded_splits(data, verified.manifest.training)  # members: what the run trained on
+    chosen = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(seed))[:samples]
     test = data.test
     count = min(samples, len(test.images))
     model = verified.model.eval()
     result = audit(
-        per_sample_loss(model, to_model_input(trained[chosen]), trained_labels[chosen]),
+        per_sample_loss(model, to_model_input(splits.train_images[chosen]), splits.train_labels[chosen]),
         per_sample_loss(
             model,
             to_model_input(torch.from_numpy(test.images[:count].copy())),
@@ -119,10 +107,8 @@ def audit_command(
 
 
 def _write(out: Path, document: dict[str, Any]) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    out.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=(5, 5), dpi=100)
     axes = figure.add_subplot()
     fpr, tpr = zip(*document["roc"], strict=True)
@@ -138,13 +124,6 @@ def _write(out: Path, document: dict[str, Any]) -> None:
     axes.set_ylabel("true-positive rate")
     axes.legend()
     axes.grid(alpha=0.3)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
-    for name, data in (
-        ("membership-result.json", (json.dumps(document, indent=2) + "\n").encode()),
-        ("membership-roc.png", buffer.getvalue()),
-    ):
-        partial = out / f".{name}.part"
-        partial.write_bytes(data)
-        partial.replace(out / name)
+    write_outputs(
+        out, {"membership-result.json": json_bytes(document), "membership-roc.png": figure_png(figure)}
+    )

@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from digitguard.cli_options import data_dir_option, trust_option
+from digitguard.outputs import figure_png, json_bytes, write_outputs
 
 
 @dataclass
@@ -184,12 +185,8 @@ def extract_command(
 
 
 def _write(out: Path, document: dict[str, Any]) -> None:
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    out.mkdir(parents=True, exist_ok=True)
     figure = Figure(figsize=(6, 4), dpi=100)
     axes = figure.add_subplot()
     rounds = document["rounds"]
@@ -208,16 +205,7 @@ def _write(out: Path, document: dict[str, Any]) -> None:
     axes.set_ylim(0, 105)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
-    for name, data in (
-        ("extraction-result.json", (json.dumps(document, indent=2) + "\n").encode()),
-        ("extraction.png", buffer.getvalue()),
-    ):
-        partial = out / f".{name}.part"
-        partial.write_bytes(data)
-        partial.replace(out / name)
+    write_outputs(out, {"extraction-result.json": json_bytes(document), "extraction.png": figure_png(figure)})
 
 
 @redteam.command("replay")

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from digitguard.cli_options import data_dir_option, trust_option
+from digitguard.outputs import json_bytes, write_outputs
 
 
 @click.group("report")
@@ -97,13 +98,9 @@ def robustness_command(
     measured = measure(models, images, labels, settings, members, detectors)
     command = _command(click.get_current_context())
     measured["command"] = command
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"robustness.json": (json.dumps(measured, indent=2) + "\n").encode(), **plots(measured)}
+    files = {"robustness.json": json_bytes(measured), **plots(measured)}
     files["robustness.md"] = to_markdown(measured, command).encode()
-    for name, data in files.items():
-        partial = out / f".{name}.part"
-        partial.write_bytes(data)
-        partial.replace(out / name)
+    write_outputs(out, files)
     click.echo(f"wrote {', '.join(sorted(files))} to {out}")
 
 
@@ -154,16 +151,10 @@ def poisoning_command(
     results["served"] = {"model": str(model_dir), "model_sha256": verified.weights_sha256, **served.to_dict()}
     command = _command(click.get_current_context())
     report = {"work": str(work), "command": command, **results, "checks": checks(results)}
-    files = {
-        name: (json.dumps(doc, indent=2) + "\n").encode() for name, doc in evidence_files(report).items()
-    }
-    files |= {"poisoning.json": (json.dumps(report, indent=2) + "\n").encode(), **plots(report)}
+    files = {name: json_bytes(doc) for name, doc in evidence_files(report).items()}
+    files |= {"poisoning.json": json_bytes(report), **plots(report)}
     files["poisoning.md"] = to_markdown(report, command).encode()
-    out.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        partial = out / f".{name}.part"
-        partial.write_bytes(data)
-        partial.replace(out / name)
+    write_outputs(out, files)
     met = sum(check["met"] for check in report["checks"])
     click.echo(f"wrote {len(files)} files to {out}; {met} of {len(report['checks'])} targets met")
 

@@ -22,6 +22,7 @@ import click
 from digitguard.cli_options import data_dir_option, trust_option
 from digitguard.defences.occlusion import DEFAULT_WINDOW
 from digitguard.defences.strip import DEFAULT_OVERLAYS, MAX_OVERLAYS
+from digitguard.outputs import json_bytes, write_outputs
 
 
 @click.group("trigger")
@@ -195,10 +196,7 @@ def evaluate_command(
         f"--samples {len(images)}",
     }
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        partial = out / ".trigger-result.json.part"
-        partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        partial.replace(out / "trigger-result.json")
+        write_outputs(out, {"trigger-result.json": json_bytes(document)})
     if as_json:
         click.echo(json.dumps(document))
     else:

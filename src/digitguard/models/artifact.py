@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from safetensors.torch import save_file
 from torch import nn
 
@@ -64,6 +65,31 @@ def write_signed_artifact(out: Path, model: nn.Module, manifest: ModelManifest, 
 
     An interruption at any point leaves either no ``out`` or a complete one.
     """
+    weights = save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()})
+    return _write_staged(
+        out, {WEIGHTS_FILE: weights, MANIFEST_FILE: manifest.to_json().encode()}, private_key
+    )
+
+
+def write_encrypted_artifact(source: Path, out: Path, key: bytes, private_key: Path) -> Path:
+    """A copy of the plain model directory ``source`` with its weights encrypted under ``key``,
+    signed with ``private_key``; written like :func:`write_signed_artifact` (all or nothing)."""
+    source = Path(source)
+    if check_layout(source):
+        raise ArtifactLayoutError(f"{source}: the weights are already encrypted")
+    manifest_bytes = (source / MANIFEST_FILE).read_bytes()
+    weights = (source / WEIGHTS_FILE).read_bytes()
+    manifest = check_manifest(manifest_bytes, weights, source)
+    if Path(out).exists():
+        raise ArtifactLayoutError(f"{out}: output directory already exists; choose another --out")
+    sealed = encryption.encrypt(weights, key, manifest.weights_sha256)
+    return _write_staged(
+        out, {encryption.ENCRYPTED_WEIGHTS_FILE: sealed, MANIFEST_FILE: manifest_bytes}, private_key
+    )
+
+
+def _write_staged(out: Path, files: dict[str, bytes], private_key: Path) -> Path:
+    """Write ``files``, sign them, fsync, and rename the staging directory to ``out``."""
     out = Path(out)
     if out.exists():
         raise TrainingError(f"{out}: output directory already exists; choose another --out")
@@ -73,40 +99,10 @@ def write_signed_artifact(out: Path, model: nn.Module, manifest: ModelManifest, 
     staging = staging_parent / out.name
     staging.mkdir()
     try:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(staging / WEIGHTS_FILE))
-        (staging / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        for name, data in files.items():
+            (staging / name).write_bytes(data)
         signing.sign_directory(staging, private_key)
-        for name in ARTIFACT_FILES:
-            (staging / name).chmod(0o644)
-            _fsync_file(staging / name)
-        staging.chmod(0o755)
-        os.rename(staging, out)
-    finally:
-        shutil.rmtree(staging_parent, ignore_errors=True)
-    return out
-
-
-def write_encrypted_artifact(source: Path, out: Path, key: bytes, private_key: Path) -> Path:
-    """A copy of the plain model directory ``source`` with its weights encrypted under ``key``,
-    signed with ``private_key``; written like :func:`write_signed_artifact` (all or nothing)."""
-    source, out = Path(source), Path(out)
-    if check_layout(source):
-        raise ArtifactLayoutError(f"{source}: the weights are already encrypted")
-    manifest_bytes = (source / MANIFEST_FILE).read_bytes()
-    weights = (source / WEIGHTS_FILE).read_bytes()
-    manifest = check_manifest(manifest_bytes, weights, source)
-    if out.exists():
-        raise ArtifactLayoutError(f"{out}: output directory already exists; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging_parent = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    staging = staging_parent / out.name
-    staging.mkdir()
-    try:
-        sealed = encryption.encrypt(weights, key, manifest.weights_sha256)
-        (staging / encryption.ENCRYPTED_WEIGHTS_FILE).write_bytes(sealed)
-        (staging / MANIFEST_FILE).write_bytes(manifest_bytes)
-        signing.sign_directory(staging, private_key)
-        for name in ENCRYPTED_ARTIFACT_FILES:
+        for name in (*files, signing.SIGNATURE_FILE):
             (staging / name).chmod(0o644)
             _fsync_file(staging / name)
         staging.chmod(0o755)

@@ -8,15 +8,15 @@ measured when the report is made. :func:`collect` reads the directory's document
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from digitguard.outputs import figure_png
 
 SCAN_RECALL_TARGET, SCAN_FALSE_REMOVAL_TARGET = 0.98, 0.005
 RETRAIN_ASR_TARGET, RETRAIN_ACCURACY_GAP = 0.01, 0.002
@@ -261,10 +261,7 @@ def plots(report: dict[str, Any]) -> dict[str, bytes]:
     axes.set_ylim(0, 105)
     axes.grid(alpha=0.3)
     axes.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
-    return {"attack-success.png": buffer.getvalue()}
+    return {"attack-success.png": figure_png(figure)}
 
 
 def evidence_files(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

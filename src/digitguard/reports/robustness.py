@@ -9,13 +9,11 @@ the same model weights.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from digitguard.attacks.art_attacks import AutoAttackLinf
@@ -30,6 +28,7 @@ from digitguard.inference.uncertainty import (
     probabilities_of,
 )
 from digitguard.models.artifact import VerifiedModel
+from digitguard.outputs import figure_png
 
 COVERAGE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
 # Issue 6's targets for the robust release model at ε = 0.3, and for the detector.
@@ -332,7 +331,7 @@ def _pgd_plot(report: dict[str, Any]) -> bytes:
     axes.set_ylim(0, 105)
     axes.grid(alpha=0.3)
     axes.legend()
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _coverage_plot(report: dict[str, Any]) -> bytes:
@@ -350,11 +349,4 @@ def _coverage_plot(report: dict[str, Any]) -> bytes:
     axes.set_ylabel("accuracy of the answered (%)")
     axes.grid(alpha=0.3)
     axes.legend()
-    return _png(figure)
-
-
-def _png(figure: Figure) -> bytes:
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(figure).print_png(buffer)
-    return buffer.getvalue()
+    return figure_png(figure)

@@ -85,6 +85,17 @@ def split_data(data: mnist.MnistData, config: TrainConfig) -> Splits:
     )
 
 
+def recorded_splits(data: mnist.MnistData, training: dict[str, Any]) -> Splits:
+    """The splits a finished run used, rebuilt from its manifest's ``training`` record
+    (seed, validation size, image limit): what it trained on and what it held out."""
+    config = TrainConfig(
+        seed=int(training.get("seed", 0)),
+        validation_size=int(training.get("validation_size", 0)),
+        train_limit=int(training["train_limit"]) if training.get("train_limit") else None,
+    )
+    return split_data(data, config)
+
+
 def train_model(
     request: TrainRequest,
     progress: Progress = no_progress,
