@@ -145,6 +145,32 @@ def data_verify(data_dir: Path | None) -> None:
 @click.option("--robust-eval-size", type=click.IntRange(min=1), default=None, help="PGD-checked val images.")
 @click.option("--robust-eval-steps", type=click.IntRange(min=1), default=None, help="Its PGD steps (20).")
 @click.option("--early-stop-patience", type=click.IntRange(min=1), default=None, help="Epochs (3).")
+@click.option(
+    "--dp",
+    is_flag=True,
+    default=None,
+    help="Differentially private training (DP-SGD with Opacus; SGD with momentum, constant --lr).",
+)
+@click.option(
+    "--epsilon",
+    "target_epsilon",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="DP budget ε for the whole run (3).",
+)
+@click.option(
+    "--delta",
+    "target_delta",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="DP δ (1e-5).",
+)
+@click.option(
+    "--max-grad-norm",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="DP per-sample clipping norm (0.1).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint.")
 @click.option(
     "--allow-unverified",
@@ -196,7 +222,7 @@ def train(
         init_from=init_from,
     )
 
-    def on_epoch(result, val_accuracy, robust=None) -> None:
+    def on_epoch(result, val_accuracy, robust=None, epsilon=None) -> None:
         val = "n/a" if val_accuracy is None else f"{val_accuracy:.4f}"
         click.echo(
             f"epoch {result.epoch + 1}/{config.epochs}: loss {result.train_loss:.4f} "
@@ -205,6 +231,8 @@ def train(
         )
         if robust is not None:
             click.echo(f"  held-out PGD accuracy (ε={config.eps}) {robust:.4f}", err=True)
+        if epsilon is not None:
+            click.echo(f"  privacy spent ε = {epsilon:.3f} (δ = {config.target_delta:g})", err=True)
 
     try:
         outcome = train_model(request, progress=_progress_bar(quiet), on_epoch=on_epoch)
@@ -232,6 +260,13 @@ def train(
         )
     click.echo(f"test accuracy {metrics['test_accuracy']:.4f} on {metrics['test_samples']} images")
     click.echo(f"validation accuracy {metrics['validation_accuracy']}")
+    privacy = manifest.training.get("privacy")
+    if privacy:
+        click.echo(
+            f"differential privacy: ε = {privacy['epsilon']} at δ = {privacy['delta']:g} "
+            f"(noise multiplier {privacy['noise_multiplier']:.3f}, clipping norm {privacy['max_grad_norm']}, "
+            f"{privacy['steps']} steps at sampling rate {privacy['sample_rate']:.4f})"
+        )
     click.echo(f"weights sha256 {manifest.weights_sha256}")
     click.echo(f"signed model written to {outcome.out}")
 

@@ -10,6 +10,7 @@ from digitguard.models.architectures import DEFAULT_ARCHITECTURE
 
 if TYPE_CHECKING:
     from digitguard.training.adversarial import AdversarialSettings
+    from digitguard.training.private import PrivacyBudget
 
 
 ADVERSARIAL_FIELDS = frozenset(
@@ -25,6 +26,7 @@ ADVERSARIAL_FIELDS = frozenset(
         "collapse_drop",
     }
 )
+PRIVACY_FIELDS = frozenset({"dp", "target_epsilon", "target_delta", "max_grad_norm"})
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,12 @@ class TrainConfig:
     robust_eval_steps: int = 20
     early_stop_patience: int = 3
     collapse_drop: float = 0.2  # stop at once when PGD accuracy falls this far below its best
+    # Differentially private training (digitguard.training.private): DP-SGD, SGD with momentum at a
+    # constant learning_rate, no augmentation, no adversarial objective.
+    dp: bool = False
+    target_epsilon: float = 3.0
+    target_delta: float = 1e-5
+    max_grad_norm: float = 0.1
     # Fine-tuning: start from the weights of a verified model with this weights SHA-256 (None: from scratch).
     init_from_sha256: str | None = None
 
@@ -70,6 +78,12 @@ class TrainConfig:
                 raise ValueError("robust_eval_size, robust_eval_steps and early_stop_patience must be >= 1")
             if not 0 < self.collapse_drop <= 1:
                 raise ValueError("collapse_drop must be in (0, 1]")
+        if self.dp:
+            self.privacy_budget()  # raises PrivacyConfigError (a ValueError) naming the rule
+            if self.adversarial is not None:
+                raise ValueError("--dp and --adversarial cannot be combined")
+            if self.augment:
+                raise ValueError("DP training does not augment: pass --no-augment")
 
     def adversarial_settings(self) -> AdversarialSettings | None:
         if self.adversarial is None:
@@ -80,11 +94,21 @@ class TrainConfig:
             self.adversarial, self.eps, self.adversarial_steps, self.trades_beta, self.eps_ramp_epochs
         )
 
+    def privacy_budget(self) -> PrivacyBudget | None:
+        if not self.dp:
+            return None
+        from digitguard.training.private import PrivacyBudget
+
+        return PrivacyBudget(self.target_epsilon, self.target_delta, self.max_grad_norm)
+
     def to_dict(self) -> dict[str, Any]:
-        """Every setting; a clean run leaves the adversarial ones out (they decide nothing there)."""
+        """Every setting; a run leaves out the adversarial and DP ones it does not use (they decide
+        nothing there), so manifests and checkpoints of earlier runs stay comparable."""
         values = dataclasses.asdict(self)
         if self.adversarial is None:
             values = {k: v for k, v in values.items() if k not in ADVERSARIAL_FIELDS}
+        if not self.dp:
+            values = {k: v for k, v in values.items() if k not in PRIVACY_FIELDS}
         if self.init_from_sha256 is None:
             del values["init_from_sha256"]
         return values

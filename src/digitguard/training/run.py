@@ -29,7 +29,7 @@ from digitguard.errors import TrainingError
 from digitguard.models.architectures import build_model, parameter_count
 from digitguard.models.artifact import write_signed_artifact
 from digitguard.models.manifest import ModelManifest
-from digitguard.training import adversarial, distributed
+from digitguard.training import adversarial, distributed, private
 from digitguard.training.checkpoint import CheckpointState, checkpoint_path, load_checkpoint, save_checkpoint
 from digitguard.training.config import TrainConfig
 from digitguard.training.loop import Progress, no_progress, one_cycle_lr, predict, train_epoch
@@ -99,7 +99,7 @@ def recorded_splits(data: mnist.MnistData, training: dict[str, Any]) -> Splits:
 def train_model(
     request: TrainRequest,
     progress: Progress = no_progress,
-    on_epoch: Callable[..., None] = lambda result, val, robust=None: None,
+    on_epoch: Callable[..., None] = lambda result, val, robust=None, epsilon=None: None,
 ) -> TrainOutcome:
     config = request.config
     if request.out.exists():
@@ -118,11 +118,10 @@ def train_model(
         _start_from(model, request.init_from, config)
     cluster = distributed.join()
     trained = cluster.wrap(model)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = _optimizer(model, config)
     ckpt = checkpoint_path(request.out)
     state = _start_or_resume(request, ckpt, model, optimizer, data.file_sha256)
+    dp_run = _private_training(model, optimizer, splits, config, cluster.world_size)
     adversary = config.adversarial_settings()
     best_weights = best_weights_path(request.out)
     start_epoch = state.epochs_completed
@@ -137,25 +136,31 @@ def train_model(
     for epoch in range(start_epoch, config.epochs):
         if stop.stop:
             break
-        result = train_epoch(
-            trained,
-            optimizer,
-            splits.train_images,
-            splits.train_labels,
-            epoch=epoch,
-            seed=config.seed,
-            batch_size=config.batch_size,
-            augment=config.augment,
-            lr_at=lr_at,
-            progress=progress,
-            objective=None if adversary is None else adversarial.objective(adversary, epoch),
-            rank=cluster.rank,
-            world_size=cluster.world_size,
+        result = (
+            dp_run.train_epoch(epoch)
+            if dp_run is not None
+            else train_epoch(
+                trained,
+                optimizer,
+                splits.train_images,
+                splits.train_labels,
+                epoch=epoch,
+                seed=config.seed,
+                batch_size=config.batch_size,
+                augment=config.augment,
+                lr_at=lr_at,
+                progress=progress,
+                objective=None if adversary is None else adversarial.objective(adversary, epoch),
+                rank=cluster.rank,
+                world_size=cluster.world_size,
+            )
         )
         val_accuracy = _accuracy(model, splits.val_images, splits.val_labels)
         record: dict[str, Any] = {**result.__dict__, "validation_accuracy": val_accuracy}
         if adversary is not None:
             record["robust_validation_accuracy"] = _robust_validation(model, splits, config)
+        if dp_run is not None:
+            record["epsilon"] = dp_run.record((epoch + 1) * dp_run.schedule.steps_per_epoch)["epsilon"]
         history.append(record)
         stop = _early_stop(adversary, config, history)
         if cluster.is_writer:
@@ -163,10 +168,12 @@ def train_model(
                 _save_best(model, best_weights)
             progress_so_far = CheckpointState(epoch + 1, config.to_dict(), data.file_sha256, history)
             save_checkpoint(ckpt, model, optimizer, progress_so_far)
-        if adversary is None:
-            on_epoch(result, val_accuracy)
-        else:
+        if adversary is not None:
             on_epoch(result, val_accuracy, record["robust_validation_accuracy"])
+        elif dp_run is not None:
+            on_epoch(result, val_accuracy, epsilon=record["epsilon"])
+        else:
+            on_epoch(result, val_accuracy)
     if (
         cluster.is_writer
         and adversary is not None
@@ -177,12 +184,36 @@ def train_model(
     cluster.leave()
     if not cluster.is_writer:
         return TrainOutcome(request.out, None, start_epoch)
+    privacy = None
+    if dp_run is not None:
+        dp_run.close()
+        privacy = dp_run.record(len(history) * dp_run.schedule.steps_per_epoch)
     test = evaluate_predictions(predict(model, splits.test_images), splits.test_labels)
-    manifest = _manifest(request, model, data, dataset, history, test.to_dict(), commit)
+    manifest = _manifest(request, model, data, dataset, history, test.to_dict(), commit, privacy)
     write_signed_artifact(request.out, model, manifest, request.signing_key)
     ckpt.unlink(missing_ok=True)
     best_weights.unlink(missing_ok=True)
     return TrainOutcome(request.out, manifest, start_epoch)
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.dp:
+        return private.sgd_for(model, config.learning_rate)
+    return torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _private_training(
+    model: torch.nn.Module, optimizer, splits: Splits, config: TrainConfig, world_size: int
+) -> private.PrivateTraining | None:
+    budget = config.privacy_budget()
+    if budget is None:
+        return None
+    if world_size > 1:
+        raise TrainingError("DP training runs in one process; its accountant does not cover torchrun")
+    schedule = private.plan(budget, len(splits.train_labels), config.batch_size, config.epochs)
+    return private.PrivateTraining(
+        model, optimizer, splits.train_images, splits.train_labels, budget, schedule
+    )
 
 
 def _start_from(model: torch.nn.Module, model_dir: Path, config: TrainConfig) -> None:
@@ -283,6 +314,7 @@ def _manifest(
     history,
     test_metrics,
     commit: str | None,
+    privacy: dict[str, Any] | None = None,
 ) -> ModelManifest:
     from digitguard.models.artifact import weights_sha256_of
 
@@ -292,7 +324,11 @@ def _manifest(
         parameter_count=parameter_count(model),
         weights_sha256=weights_sha256_of(model),
         data=data_record(data, dataset, request.allow_unverified),
-        training={**request.config.to_dict(), "history": history},
+        training={
+            **request.config.to_dict(),
+            "history": history,
+            **({"privacy": privacy} if privacy is not None else {}),
+        },
         metrics={
             "test_accuracy": test_metrics["accuracy"],
             "test_per_class_accuracy": test_metrics["per_class_accuracy"],
