@@ -13,6 +13,7 @@ from digitguard.models.artifact import load_verified
 from digitguard.training.checkpoint import checkpoint_path
 from digitguard.training.config import TrainConfig
 from digitguard.training.private import (
+    STATISTICS_NOISE,
     PrivacyBudget,
     PrivacyConfigError,
     PrivacySchedule,
@@ -20,7 +21,9 @@ from digitguard.training.private import (
     epsilon_spent,
     plan,
     poisson_sample,
+    private_statistics,
     sgd_for,
+    statistics_noise_for,
 )
 from digitguard.training.run import train_model
 from tests.conftest import KeyPair
@@ -61,6 +64,15 @@ class TestAccounting:
         with pytest.raises(PrivacyConfigError, match=rule):
             PrivacyBudget(epsilon, delta, clip)
 
+    def test_the_feature_statistics_are_paid_for_out_of_the_same_budget(self) -> None:
+        alone = plan(BUDGET, 55_000, 1024, 30)
+        with_statistics = plan(BUDGET, 55_000, 1024, 30, statistics_noise=STATISTICS_NOISE)
+        assert with_statistics.noise_multiplier > alone.noise_multiplier
+        assert 2.95 <= epsilon_spent(with_statistics, with_statistics.total_steps, 1e-5) <= 3.0
+        assert epsilon_spent(with_statistics, 0, 1e-5) > 0  # the statistics alone cost something
+        with pytest.raises(PrivacyConfigError, match="cannot be met"):
+            plan(PrivacyBudget(0.01, 1e-5, 0.1), 55_000, 1024, 30, statistics_noise=0.5)
+
     def test_a_batch_as_large_as_the_data_is_refused(self) -> None:
         with pytest.raises(PrivacyConfigError, match="smaller than"):
             plan(BUDGET, training_size=100, batch_size=100, epochs=1)
@@ -71,6 +83,22 @@ def test_poisson_batches_vary_in_size_around_the_expected_one() -> None:
     sizes = [len(poisson_sample(10_000, 0.05, generator)) for _ in range(200)]
     assert 490 < sum(sizes) / len(sizes) < 510
     assert len(set(sizes)) > 20  # not a fixed-size batch
+
+
+class TestPrivateStatistics:
+    def test_without_noise_they_are_the_clipped_mean_and_variance(self) -> None:
+        maps = torch.rand(500, 3, 2, 2, generator=torch.Generator().manual_seed(0)) * 0.01
+        mean, var = private_statistics(maps, (10.0, 10.0), noise=0.0, generator=torch.Generator())
+        assert torch.allclose(mean, maps.mean((0, 2, 3)), atol=1e-7)
+        assert torch.allclose(var, maps.var((0, 2, 3), unbiased=False), atol=1e-7)
+
+    def test_one_outlier_image_moves_them_by_at_most_its_clip(self) -> None:
+        maps = torch.zeros(100, 3, 2, 2)
+        outlier = maps.clone()
+        outlier[0] = 1e6
+        for data in (maps, outlier):
+            mean, _ = private_statistics(data, (0.5, 0.5), noise=0.0, generator=torch.Generator())
+            assert mean.norm() <= 0.5 / 100 + 1e-9
 
 
 class TestConfig:
@@ -95,7 +123,9 @@ def _tiny_data(count: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _one_epoch(model: nn.Module, noise: float, clip: float = 0.1, lr: float = 1.0) -> None:
     images, labels = _tiny_data()
-    schedule = PrivacySchedule(sample_rate=0.25, steps_per_epoch=1, epochs=1, noise_multiplier=noise)
+    schedule = PrivacySchedule(
+        0.25, 1, 1, noise_multiplier=noise, statistics_noise=statistics_noise_for(model)
+    )
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)  # no momentum: one step is one update
     run = PrivateTraining(model, optimizer, images, labels, PrivacyBudget(3.0, 1e-5, clip), schedule)
     run.train_epoch(0)

@@ -70,13 +70,19 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, limit: float) -> float:
 
 
 def audit(member_losses: np.ndarray, non_member_losses: np.ndarray) -> MembershipAudit:
-    if len(member_losses) == 0 or len(non_member_losses) == 0:
+    """The loss-threshold attack: a low loss is member-like."""
+    return audit_scores(-member_losses, -non_member_losses)
+
+
+def audit_scores(member_scores: np.ndarray, non_member_scores: np.ndarray) -> MembershipAudit:
+    """Any attack's verdict on a balanced set: a higher score is more member-like."""
+    if len(member_scores) == 0 or len(non_member_scores) == 0:
         raise ValueError("a membership audit needs members and non-members")
-    fpr, tpr = roc_curve(-member_losses, -non_member_losses)  # low loss: member-like
+    fpr, tpr = roc_curve(member_scores, non_member_scores)
     keep = np.unique(np.linspace(0, len(fpr) - 1, 200).astype(int))
     return MembershipAudit(
-        members=len(member_losses),
-        non_members=len(non_member_losses),
+        members=len(member_scores),
+        non_members=len(non_member_scores),
         auc=float(np.trapezoid(tpr, fpr)),
         membership_advantage=float((tpr - fpr).max()),
         tpr_at_0_1pct_fpr=tpr_at_fpr(fpr, tpr, 0.001),

@@ -18,7 +18,11 @@ generator, against floating-point attacks on the Gaussian sampler) and privacy c
 hyper-parameters.
 
 Architectures with a fixed front end (``frozen_features``, e.g. ``scatter-cnn``) have it
-computed once for all training images; only their ``classifier`` is trained.
+computed once for all training images; only their ``classifier`` is trained. When the front end
+standardises its features (``set_feature_statistics``), the per-channel means and second moments
+are measured on the training set first — each image's contribution clipped, Gaussian noise of
+multiplier :data:`STATISTICS_NOISE` added (Tramèr & Boneh, ICLR 2021) — and the two releases are
+composed with DP-SGD in the same Rényi accountant, so ε covers them.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from opacus import GradSampleModule
 from opacus.accountants import RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
+from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.optimizers import DPOptimizer
 from opacus.validators import ModuleValidator
 from torch import nn
@@ -41,8 +46,10 @@ from torch.nn import functional as F
 from digitguard.training.loop import EpochResult, to_model_input
 
 ACCOUNTANT = "rdp"
+ORDERS = [*RDPAccountant.DEFAULT_ALPHAS, 80, 100, 128, 192, 256]
 MOMENTUM = 0.9
 FEATURE_BATCH = 2000
+STATISTICS_NOISE = 8.0  # noise multiplier of the two feature statistics (Tramèr & Boneh)
 
 
 class PrivacyConfigError(ValueError):
@@ -72,43 +79,86 @@ class PrivacySchedule:
     steps_per_epoch: int
     epochs: int
     noise_multiplier: float
+    statistics_noise: float | None = None  # the feature statistics released before training, if any
 
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.epochs
 
 
-def plan(budget: PrivacyBudget, training_size: int, batch_size: int, epochs: int) -> PrivacySchedule:
-    """The noise multiplier that keeps ``epochs`` epochs of Poisson batches within ``budget``."""
+def plan(
+    budget: PrivacyBudget,
+    training_size: int,
+    batch_size: int,
+    epochs: int,
+    statistics_noise: float | None = None,
+) -> PrivacySchedule:
+    """The smallest noise multiplier that keeps ``epochs`` epochs of Poisson batches (and the
+    feature statistics, when ``statistics_noise`` is given) within ``budget``."""
     if batch_size >= training_size:
         raise PrivacyConfigError(
             f"DP batch size {batch_size} must be smaller than the {training_size} training images"
         )
-    sample_rate = batch_size / training_size
-    steps_per_epoch = max(1, round(training_size / batch_size))
-    with warnings.catch_warnings():
-        # Opacus warns when the best Rényi order is its largest one; the bound stays valid.
-        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-        noise = get_noise_multiplier(
-            target_epsilon=budget.epsilon,
-            target_delta=budget.delta,
-            sample_rate=sample_rate,
-            steps=steps_per_epoch * epochs,
-            accountant=ACCOUNTANT,
-            epsilon_tolerance=0.005,
-        )
-    return PrivacySchedule(sample_rate, steps_per_epoch, epochs, float(noise))
+    rate, steps_per_epoch = batch_size / training_size, max(1, round(training_size / batch_size))
+
+    def schedule(noise: float) -> PrivacySchedule:
+        return PrivacySchedule(rate, steps_per_epoch, epochs, noise, statistics_noise)
+
+    low, high = 0.1, 200.0
+    if epsilon_spent(schedule(high), steps_per_epoch * epochs, budget.delta) > budget.epsilon:
+        raise PrivacyConfigError(f"ε = {budget.epsilon} cannot be met with this schedule at any noise")
+    while high - low > 1e-3:  # bisection: ε falls as the noise grows
+        middle = (low + high) / 2
+        spent = epsilon_spent(schedule(middle), steps_per_epoch * epochs, budget.delta)
+        low, high = (low, middle) if spent <= budget.epsilon else (middle, high)
+    return schedule(high)
 
 
 def epsilon_spent(schedule: PrivacySchedule, steps: int, delta: float) -> float:
-    """ε after ``steps`` noisy steps, by the same accountant that chose the noise."""
-    if steps == 0:
+    """ε after the statistics (if any) and ``steps`` noisy steps, composed in Rényi DP."""
+    rdp = np.zeros(len(ORDERS))
+    if steps:
+        rdp += compute_rdp(
+            q=schedule.sample_rate, noise_multiplier=schedule.noise_multiplier, steps=steps, orders=ORDERS
+        )
+    if schedule.statistics_noise is not None:
+        rdp += 2 * compute_rdp(q=1.0, noise_multiplier=schedule.statistics_noise, steps=1, orders=ORDERS)
+    if not rdp.any():
         return 0.0
-    accountant = RDPAccountant()
-    accountant.history = [(schedule.noise_multiplier, schedule.sample_rate, steps)]
     with warnings.catch_warnings():
+        # Opacus warns when the best Rényi order is its largest one; the bound stays valid.
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-        return float(accountant.get_epsilon(delta))
+        epsilon, _ = get_privacy_spent(orders=ORDERS, rdp=rdp, delta=delta)
+    return float(epsilon)
+
+
+def needs_statistics(model: nn.Module) -> bool:
+    return hasattr(model, "set_feature_statistics")
+
+
+def statistics_noise_for(model: nn.Module) -> float | None:
+    """The statistics' noise multiplier a plan for ``model`` must count, or None."""
+    return STATISTICS_NOISE if needs_statistics(model) else None
+
+
+def private_statistics(
+    maps: torch.Tensor, clips: tuple[float, float], noise: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and variance of ``maps`` ``(n, c, h, w)`` as two Gaussian releases.
+
+    Each image's vector of spatial means (and of spatial means of squares) is clipped to L2 norm
+    ``clips[0]`` (``clips[1]``), so adding or removing one image moves the sum by at most the clip;
+    the sum gets Gaussian noise of standard deviation ``noise · clip`` and is divided by ``n``.
+    """
+    first = _clip_rows(maps.mean((2, 3)), clips[0]).sum(0)
+    second = _clip_rows((maps**2).mean((2, 3)), clips[1]).sum(0)
+    first = (first + torch.randn(first.shape, generator=generator) * noise * clips[0]) / len(maps)
+    second = (second + torch.randn(second.shape, generator=generator) * noise * clips[1]) / len(maps)
+    return first, (second - first**2).clamp(min=0.0)
+
+
+def _clip_rows(rows: torch.Tensor, limit: float) -> torch.Tensor:
+    return rows * (limit / rows.norm(dim=1, keepdim=True).clamp(min=1e-12)).clamp(max=1.0)
 
 
 def trainable_part(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, nn.Module]:
@@ -140,10 +190,21 @@ class PrivateTraining:
     ) -> None:
         front, self.trained = trainable_part(model)
         check_supported(self.trained)
+        if needs_statistics(model) != (schedule.statistics_noise is not None):
+            raise PrivacyConfigError(
+                "the schedule must account for the model's feature statistics, and only then"
+            )
         self.budget, self.schedule, self.labels = budget, schedule, labels
-        self.inputs = _features(front, images) if front is not None else images
-        self.uses_features = front is not None
         self.sampling = torch.Generator().manual_seed(secrets.randbits(63))
+        if needs_statistics(model):
+            maps = _features(getattr(model, "scattering_maps"), images)  # noqa: B009
+            noise = float(schedule.statistics_noise or 0.0)
+            statistics = private_statistics(maps, getattr(model, "STATISTICS_CLIP"), noise, self.sampling)  # noqa: B009
+            getattr(model, "set_feature_statistics")(*statistics)  # noqa: B009
+            self.inputs = getattr(model, "standardise")(maps)  # noqa: B009
+        else:
+            self.inputs = _features(front, images) if front is not None else images
+        self.uses_features = front is not None
         self.per_sample = GradSampleModule(self.trained)
         self.optimizer = DPOptimizer(
             optimizer,
@@ -191,6 +252,7 @@ class PrivateTraining:
             "epsilon": round(epsilon_spent(self.schedule, steps, self.budget.delta), 4),
             "delta": self.budget.delta,
             "noise_multiplier": self.schedule.noise_multiplier,
+            "statistics_noise_multiplier": self.schedule.statistics_noise,
             "max_grad_norm": self.budget.max_grad_norm,
             "sample_rate": self.schedule.sample_rate,
             "steps": steps,

@@ -210,7 +210,13 @@ def _private_training(
         return None
     if world_size > 1:
         raise TrainingError("DP training runs in one process; its accountant does not cover torchrun")
-    schedule = private.plan(budget, len(splits.train_labels), config.batch_size, config.epochs)
+    schedule = private.plan(
+        budget,
+        len(splits.train_labels),
+        config.batch_size,
+        config.epochs,
+        private.statistics_noise_for(model),
+    )
     return private.PrivateTraining(
         model, optimizer, splits.train_images, splits.train_labels, budget, schedule
     )
