@@ -85,6 +85,7 @@ def audit_command(
         "model": str(model_dir),
         "model_sha256": verified.weights_sha256,
         "attack": "loss-threshold",
+        "privacy": verified.manifest.training.get("privacy"),  # the DP record, None without DP
         **result.to_dict(),
         "targets": {
             "auc <= 0.55": result.auc <= AUC_TARGET,
@@ -175,6 +176,7 @@ def lira_command(
         "model": str(model_dir),
         "model_sha256": verified.weights_sha256,
         "attack": "lira",
+        "privacy": training.get("privacy"),
         "shadows": shadows,
         "pool": pool,
         "filler": len(candidates[4]),

@@ -159,6 +159,56 @@ def poisoning_command(
     click.echo(f"wrote {len(files)} files to {out}; {met} of {len(report['checks'])} targets met")
 
 
+@report.command("privacy")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option(
+    "--model",
+    "model_dirs",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    default=(Path("models/basic"), Path("models/private")),
+    show_default=True,
+    help="Models to report on (repeatable); their audits are read from AUDITS/<directory name>/.",
+)
+@click.option(
+    "--audits",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("docs/privacy-audit"),
+    show_default=True,
+    help="Where `privacy audit --out` and `privacy lira --out` wrote their results.",
+)
+@click.option(
+    "--extraction",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("docs/extraction"),
+    show_default=True,
+    help="Where `redteam extract --out` wrote its results.",
+)
+@trust_option
+def privacy_command(
+    out: Path, model_dirs: tuple[Path, ...], audits: Path, extraction: Path, trust_dirs: tuple[Path, ...]
+) -> None:
+    """Write OUT/privacy.md, privacy.json and privacy.png from the measured privacy results."""
+    from digitguard.models.artifact import load_verified
+    from digitguard.reports.privacy import checks, extraction_entries, model_entry, plots, to_markdown
+
+    models = []
+    for model_dir in model_dirs:
+        verified = load_verified(model_dir, list(trust_dirs))
+        models.append(model_entry(model_dir.name, verified.weights_sha256, verified.manifest, audits))
+    command = _command(click.get_current_context())
+    report: dict = {"command": command, "models": models, "extraction": extraction_entries(extraction)}
+    report["checks"] = checks(report)
+    files = {
+        "privacy.json": json_bytes(report),
+        **plots(report),
+        "privacy.md": to_markdown(report, command).encode(),
+    }
+    write_outputs(out, files)
+    met = sum(check["met"] for check in report["checks"])
+    click.echo(f"wrote {', '.join(sorted(files))} to {out}; {met} of {len(report['checks'])} targets met")
+
+
 def _command(context: click.Context) -> str:
     """The command line, rebuilt from the parsed options (the same whether typed or called from Python)."""
     parts = ["digitguard", "report", str(context.info_name)]

@@ -957,23 +957,43 @@ CONTROLS = (
     Control(
         "privacy-audit",
         "Membership inference audit of the served model",
-        "A loss-threshold membership inference attack (`digitguard privacy audit`) on the served model: "
-        "ROC AUC ≤ 0.55 and at most 0.5% of members found at a 0.1% false-positive rate. (The "
-        "stronger likelihood-ratio attack, LiRA, is not built.)",
+        "Two membership inference attacks on the served model — loss threshold (`digitguard privacy "
+        "audit`) and the likelihood-ratio attack with shadow models (`digitguard privacy lira`, "
+        "online LiRA): ROC AUC ≤ 0.55 and at most 0.5% of members found at a 0.1% false-positive rate.",
         (
-            result(
-                "ROC AUC ≤ 0.55",
-                "privacy-audit/*/membership-result.json",
-                "auc",
-                "<=",
-                0.55,
-            ),
+            result("ROC AUC ≤ 0.55", "privacy-audit/*/membership-result.json", "auc", "<=", 0.55),
             result(
                 "TPR at 0.1% FPR ≤ 0.5%",
                 "privacy-audit/*/membership-result.json",
                 "tpr_at_0_1pct_fpr",
                 "<=",
                 0.005,
+            ),
+            result("LiRA ROC AUC ≤ 0.55", "privacy-audit/*/lira-result.json", "auc", "<=", 0.55),
+            result(
+                "LiRA TPR at 0.1% FPR ≤ 0.5%",
+                "privacy-audit/*/lira-result.json",
+                "tpr_at_0_1pct_fpr",
+                "<=",
+                0.005,
+            ),
+        ),
+        reduces_likelihood=1,
+    ),
+    Control(
+        "dp-training",
+        "The served model was trained with differential privacy",
+        "DP-SGD (`digitguard train --dp`, Opacus, RDP accountant) bounds what any attack can learn "
+        "about one training digit; the budget is read from the served model's signed manifest, as "
+        "recorded by its privacy audit. `models/private` is trained so (ε ≈ 3, δ = 1e-5); the default "
+        "served model `models/basic` is not, so this control fails unless a DP model is served.",
+        (
+            result(
+                "ε ≤ 3 at δ ≤ 1e-5",
+                "privacy-audit/*/membership-result.json",
+                "privacy.epsilon",
+                "<=",
+                3.0,
             ),
         ),
         reduces_likelihood=1,
@@ -1567,7 +1587,7 @@ THREATS = (
         LOW,
         ("AML.T0024.000", "AML.T0024.001"),
         ("ML03:2023", "ML04:2023"),
-        ("privacy-audit",),
+        ("privacy-audit", "dp-training"),
         seeds("001.I.extraction.membership", "001.I.data-exposure"),
         acceptance=MNIST_PUBLIC,
     ),

@@ -30,7 +30,7 @@ from digitguard.threatmodel.evidence import (
 )
 from digitguard.threatmodel.model import IMPACTS, LIKELIHOODS, Element, Kind, Level, Stride, ThreatModel, risk
 from digitguard.threatmodel.seeds import CORRECTIONS, SEED_FILES, SEED_ITEMS, SEED_MITIGATIONS, Correction
-from digitguard.threatmodel.status import Assessment, Status, ThreatAssessment, assess
+from digitguard.threatmodel.status import Assessment, Status, ThreatAssessment, assess, control_assessments
 from digitguard.threatmodel.taxonomy import ATLAS, ATLAS_URL, OWASP_ML
 
 # STRIDE per interaction considers tampering, disclosure and denial of a flow; the other three
@@ -197,7 +197,7 @@ def seed000_rows(report: Report) -> list[list[str]]:
 
 
 def mitigation_rows(report: Report) -> list[list[str]]:
-    controls = {c.control.id: c for a in report.assessment.threats for c in a.controls}
+    controls = control_assessments(report.assessment.model, report.assessment.verdicts)
     rows = []
     for line in SEED_MITIGATIONS:
         title = next(i.title for i in SEED_ITEMS if i.id == line.item)

@@ -214,8 +214,8 @@ SEED_MITIGATIONS: tuple[SeedMitigation, ...] = (
         "Differential privacy",
         "❌",
         "not implemented",
-        ("privacy-audit",),
-        "no DP training; a membership-inference audit is the evidence asked for",
+        ("dp-training", "privacy-audit"),
+        "DP-SGD training exists (`train --dp`, models/private); it holds only when a DP model is served",
     ),
     SeedMitigation(
         "001.D.adversarial", "Input size limiting", "❌", "not implemented", ("input-validation",)

@@ -80,12 +80,17 @@ class Assessment:
         return {status: sum(a.status is status for a in self.threats) for status in Status}
 
 
-def assess(model: ThreatModel, verdicts: Mapping[str, Verdict], day: dt.date) -> Assessment:
+def control_assessments(model: ThreatModel, verdicts: Mapping[str, Verdict]) -> dict[str, ControlAssessment]:
+    """Every control of ``model`` — also those that only a seed mitigation names — judged."""
     missing = Verdict(State.MISSING, "not evaluated")
-    controls = {
+    return {
         c.id: ControlAssessment(c, tuple((e, verdicts.get(evidence_key(e), missing)) for e in c.evidence))
         for c in model.controls
     }
+
+
+def assess(model: ThreatModel, verdicts: Mapping[str, Verdict], day: dt.date) -> Assessment:
+    controls = control_assessments(model, verdicts)
     return Assessment(model, tuple(_threat(t, controls, day) for t in model.threats), dict(verdicts), day)
 
 

@@ -20,5 +20,6 @@ def index():
         model_name=manifest.name,
         model_sha256=predictor.model_sha256,
         test_accuracy=manifest.metrics.get("test_accuracy"),
+        privacy=manifest.training.get("privacy"),
         abstain_below=predictor.abstain_below,
     )
