@@ -43,3 +43,32 @@ class TestReleaseModel:
         accuracy = float((predicted == torch.from_numpy(data.test.labels.astype(np.int64))).double().mean())
         assert accuracy >= TARGET_ACCURACY
         assert accuracy == pytest.approx(basic.manifest.metrics["test_accuracy"], abs=1e-4)
+
+
+PRIVATE = REPO_ROOT / "models" / "private"
+
+
+@pytest.fixture(scope="module")
+def private():
+    return load_verified(PRIVATE)
+
+
+class TestPrivateReleaseModel:
+    """models/private: DP-SGD at ε ≤ 3, δ = 1e-5, and ≥ 98.5% on the full test set (issue 8)."""
+
+    def test_records_a_budget_within_the_target(self, private) -> None:
+        record = private.manifest.training["privacy"]
+        assert private.manifest.architecture == "scatter-cnn"
+        assert record["epsilon"] <= 3.0 and record["delta"] <= 1e-5 and record["accountant"] == "rdp"
+        assert record["noise_multiplier"] > 1.0 and record["max_grad_norm"] == 0.1
+        assert record["statistics_noise_multiplier"] == 8.0
+        assert private.manifest.data["files"] == mnist.PINNED_SHA256
+
+    def test_measured_test_accuracy_matches_the_manifest_and_the_target(
+        self, private, mnist_dir: Path
+    ) -> None:
+        data = mnist.load(mnist_dir)
+        predicted = predict(private.model, torch.from_numpy(data.test.images.copy()))
+        accuracy = float((predicted == torch.from_numpy(data.test.labels.astype(np.int64))).double().mean())
+        assert accuracy >= 0.985
+        assert accuracy == pytest.approx(private.manifest.metrics["test_accuracy"], abs=1e-4)
