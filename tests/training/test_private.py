@@ -169,6 +169,18 @@ class TestDpSgdStep:
         assert all(torch.equal(model.state_dict()[k], v) for k, v in front.items())
         assert any(not torch.equal(p, q) for p, q in zip(model.classifier.parameters(), head, strict=True))
 
+    def test_an_empty_poisson_batch_still_spends_a_step_of_noise(self) -> None:
+        torch.manual_seed(0)
+        model = build_model("seed-cnn")
+        before = [p.detach().clone() for p in model.parameters()]
+        images, labels = _tiny_data(8)
+        schedule = PrivacySchedule(1e-6, steps_per_epoch=3, epochs=1, noise_multiplier=1.0)
+        run = PrivateTraining(model, sgd_for(model, 1.0), images, labels, BUDGET, schedule)
+        result = run.train_epoch(0)  # every batch empty: nothing seen, yet the weights moved
+        run.close()
+        assert result.train_accuracy == 0.0
+        assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
+
     def test_batchnorm_which_mixes_samples_is_refused(self) -> None:
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10), nn.BatchNorm1d(10))
         images, labels = _tiny_data()

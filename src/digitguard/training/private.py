@@ -196,14 +196,7 @@ class PrivateTraining:
             )
         self.budget, self.schedule, self.labels = budget, schedule, labels
         self.sampling = torch.Generator().manual_seed(secrets.randbits(63))
-        if needs_statistics(model):
-            maps = _features(getattr(model, "scattering_maps"), images)  # noqa: B009
-            noise = float(schedule.statistics_noise or 0.0)
-            statistics = private_statistics(maps, getattr(model, "STATISTICS_CLIP"), noise, self.sampling)  # noqa: B009
-            getattr(model, "set_feature_statistics")(*statistics)  # noqa: B009
-            self.inputs = getattr(model, "standardise")(maps)  # noqa: B009
-        else:
-            self.inputs = _features(front, images) if front is not None else images
+        self.inputs = self._inputs(model, front, images)
         self.uses_features = front is not None
         self.per_sample = GradSampleModule(self.trained)
         self.optimizer = DPOptimizer(
@@ -213,6 +206,17 @@ class PrivateTraining:
             expected_batch_size=max(1, round(schedule.sample_rate * len(labels))),
             generator=torch.Generator().manual_seed(secrets.randbits(63)),
         )
+
+    def _inputs(self, model: nn.Module, front, images: torch.Tensor) -> torch.Tensor:
+        """What the trained part sees: the images, or their fixed features computed once — after
+        the feature statistics have been released with noise, when the model standardises them."""
+        if not needs_statistics(model):
+            return _features(front, images) if front is not None else images
+        maps = _features(model.scattering_maps, images)  # type: ignore[operator]
+        clips = model.STATISTICS_CLIP  # type: ignore[attr-defined]
+        noise = float(self.schedule.statistics_noise or 0.0)
+        model.set_feature_statistics(*private_statistics(maps, clips, noise, self.sampling))  # type: ignore[operator]
+        return model.standardise(maps)  # type: ignore[operator]
 
     def train_epoch(self, epoch: int) -> EpochResult:
         self.trained.train()
