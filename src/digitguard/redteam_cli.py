@@ -212,9 +212,14 @@ def _write(out: Path, document: dict[str, Any]) -> None:
 @click.option("--url", required=True, help="The service, e.g. http://127.0.0.1:8000")
 @click.option("--key", envvar="DIGITGUARD_REDTEAM_KEY", required=True, help="An API key (role predict).")
 @click.option("--count", type=click.IntRange(1, 10_000), default=10_000, show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path, file_okay=False), default=None, help="replay-result.json."
+)
 @click.option("--json", "as_json", is_flag=True)
 @data_dir_option
-def replay_command(url: str, key: str, count: int, as_json: bool, data_dir: Path | None) -> None:
+def replay_command(
+    url: str, key: str, count: int, out: Path | None, as_json: bool, data_dir: Path | None
+) -> None:
     """An ordinary user: send the first --count MNIST test digits in order; report any refusal.
 
     The control run for the extraction watch: natural queries must never be paused.
@@ -231,12 +236,16 @@ def replay_command(url: str, key: str, count: int, as_json: bool, data_dir: Path
     truth = torch.from_numpy(test.labels[: len(labels)].astype("int64"))
     document = {
         "url": url,
+        "model_sha256": served_model_sha256(url),
         "sent": count,
         "answered": len(labels),
         "refusal": oracle.refusal,
         "accuracy_of_answers": float((labels == truth).double().mean()) if len(labels) else None,
         "abstentions": oracle.abstentions,
     }
+    document["command"] = f"digitguard redteam replay --url {url} --count {count}"
+    if out is not None:
+        write_outputs(out, {"replay-result.json": json_bytes(document)})
     if as_json:
         click.echo(json.dumps(document))
     elif oracle.refusal is None:
@@ -246,3 +255,16 @@ def replay_command(url: str, key: str, count: int, as_json: bool, data_dir: Path
         click.echo(f"refused after {len(labels)} of {count} digits ({oracle.refusal})")
     if oracle.refusal is not None:
         raise SystemExit(1)
+
+
+def served_model_sha256(url: str) -> str | None:
+    """The weights hash the service says it serves (``/readyz``), or None when it will not say."""
+    import urllib.request
+
+    if not url.startswith(("http://", "https://")):
+        return None
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/readyz", timeout=10) as response:  # noqa: S310  # nosec B310
+            return json.loads(response.read()).get("model_sha256")
+    except (OSError, ValueError):
+        return None

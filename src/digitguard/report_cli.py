@@ -190,14 +190,26 @@ def privacy_command(
 ) -> None:
     """Write OUT/privacy.md, privacy.json and privacy.png from the measured privacy results."""
     from digitguard.models.artifact import load_verified
-    from digitguard.reports.privacy import checks, extraction_entries, model_entry, plots, to_markdown
+    from digitguard.reports.privacy import (
+        checks,
+        extraction_entries,
+        model_entry,
+        plots,
+        replay_entries,
+        to_markdown,
+    )
 
     models = []
     for model_dir in model_dirs:
         verified = load_verified(model_dir, list(trust_dirs))
         models.append(model_entry(model_dir.name, verified.weights_sha256, verified.manifest, audits))
     command = _command(click.get_current_context())
-    report: dict = {"command": command, "models": models, "extraction": extraction_entries(extraction)}
+    report: dict = {
+        "command": command,
+        "models": models,
+        "extraction": extraction_entries(extraction),
+        "replay": replay_entries(extraction),
+    }
     report["checks"] = checks(report)
     files = {
         "privacy.json": json_bytes(report),

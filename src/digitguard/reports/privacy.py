@@ -62,6 +62,7 @@ def extraction_entries(root: Path) -> list[dict[str, Any]]:
         entries.append(
             {
                 "run": path.parent.name,
+                "model_sha256": result.get("model_sha256"),
                 "refused_at": result.get("refused_at"),
                 "refusal": result.get("refusal"),
                 "queries": last.get("queries"),
@@ -72,6 +73,16 @@ def extraction_entries(root: Path) -> list[dict[str, Any]]:
             }
         )
     return entries
+
+
+def replay_entries(root: Path) -> list[dict[str, Any]]:
+    """``redteam replay --out`` results: an ordinary user's test-set replay through the API."""
+    found = []
+    for path in sorted(root.glob("*/replay-result.json")):
+        result = _read(path)
+        if result is not None:
+            found.append({"run": path.parent.name, **result})
+    return found
 
 
 def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -118,6 +129,14 @@ def checks(report: dict[str, Any]) -> list[dict[str, Any]]:
                     and run["refusal"] == "extraction_suspected",
                 }
             )
+    for run in report.get("replay", []):
+        out.append(
+            {
+                "check": f"replaying the test set as an ordinary user ({run['run']}) raises no alarm",
+                "measured": f"{run['answered']} of {run['sent']} answered, refusal {run['refusal']}",
+                "met": run["refusal"] is None and run["answered"] == run["sent"],
+            }
+        )
     return out
 
 
@@ -162,15 +181,28 @@ def to_markdown(report: dict[str, Any], command: str) -> str:
         "",
         "## Extraction through the prediction API",
         "",
-        "| run | queries | refused at | substitute accuracy | agreement | transfer success | command |",
-        "|---|---|---|---|---|---|---|",
+        "| run | served weights | queries | refused at | substitute accuracy | agreement "
+        "| transfer success | command |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for run in report["extraction"]:
         lines.append(
-            f"| {run['run']} | {run['queries']} | {run['refused_at'] or 'never'} ({run['refusal'] or '—'}) "
-            f"| {run['substitute_accuracy']} | {run['agreement']} | {_percent(run['transfer_success'])} "
-            f"| `{run['command']}` |"
+            f"| {run['run']} | `{str(run['model_sha256'])[:12]}…` | {run['queries']} "
+            f"| {run['refused_at'] or 'never'} ({run['refusal'] or '—'}) | {run['substitute_accuracy']} "
+            f"| {run['agreement']} | {_percent(run['transfer_success'])} | `{run['command']}` |"
         )
+    for run in report.get("replay", []):
+        accuracy, refused = run.get("accuracy_of_answers"), run["refusal"] or "never"
+        lines.append(
+            f"| {run['run']} (replay of the test set) | `{str(run.get('model_sha256'))[:12]}…` "
+            f"| {run['sent']} | {refused} | — | {_percent(accuracy)} correct | — | `{run.get('command')}` |"
+        )
+    lines += [
+        "",
+        "Substitute accuracy, agreement and transfer against the query count: the `extraction.png` "
+        "beside each run's result file; the ROC curves: `membership-roc.png` and `lira-roc.png` "
+        "beside each audit's.",
+    ]
     lines += ["", "## Targets", "", "| check | measured | met |", "|---|---|---|"]
     lines += [f"| {c['check']} | {c['measured']} | {'✔' if c['met'] else '✗'} |" for c in report["checks"]]
     return "\n".join(lines) + "\n"
