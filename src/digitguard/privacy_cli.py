@@ -162,11 +162,17 @@ def lira_command(
     training = verified.manifest.training
     data = mnist.load(data_dir or default_data_dir())
     splits = recorded_splits(data, training)
-    candidates = _lira_candidates(splits, pool, filler, seed)
+    pool_images, pool_labels, is_member, filler_images, filler_labels = _lira_candidates(
+        splits, pool, filler, seed
+    )
     trainer, recipe = _shadow_trainer(training, shadow_epochs, seed)
     result = run_lira(
         verified.model,
-        *candidates,
+        pool_images,
+        pool_labels,
+        is_member,
+        filler_images,
+        filler_labels,
         train_shadow=trainer,
         shadows=shadows,
         seed=seed,
@@ -179,7 +185,7 @@ def lira_command(
         "privacy": training.get("privacy"),
         "shadows": shadows,
         "pool": pool,
-        "filler": len(candidates[4]),
+        "filler": len(filler_labels),
         "shadow_recipe": recipe,
         "online": result.online.to_dict(),
         "offline": result.offline.to_dict(),

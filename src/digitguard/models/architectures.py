@@ -58,6 +58,8 @@ class ScatterCNN(nn.Module):
     # Per-image contributions to the statistics are clipped to these L2 norms — the medians over
     # the 5,000 validation digits of seed 0 (outside any DP training set), as Tramèr & Boneh do.
     STATISTICS_CLIP = (0.18, 0.054)  # (spatial means, spatial means of squares)
+    feature_mean: torch.Tensor
+    feature_var: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

@@ -32,6 +32,7 @@ import secrets
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -166,7 +167,7 @@ def trainable_part(model: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Ten
     front = getattr(model, "frozen_features", None)
     if front is None:
         return None, model
-    return front, model.classifier
+    return front, cast(nn.Module, model.classifier)
 
 
 def check_supported(module: nn.Module) -> None:
@@ -207,16 +208,15 @@ class PrivateTraining:
             generator=torch.Generator().manual_seed(secrets.randbits(63)),
         )
 
-    def _inputs(self, model: nn.Module, front, images: torch.Tensor) -> torch.Tensor:
+    def _inputs(self, model: Any, front, images: torch.Tensor) -> torch.Tensor:
         """What the trained part sees: the images, or their fixed features computed once — after
         the feature statistics have been released with noise, when the model standardises them."""
         if not needs_statistics(model):
             return _features(front, images) if front is not None else images
-        maps = _features(model.scattering_maps, images)  # type: ignore[operator]
-        clips = model.STATISTICS_CLIP  # type: ignore[attr-defined]
+        maps = _features(model.scattering_maps, images)
         noise = float(self.schedule.statistics_noise or 0.0)
-        model.set_feature_statistics(*private_statistics(maps, clips, noise, self.sampling))  # type: ignore[operator]
-        return model.standardise(maps)  # type: ignore[operator]
+        model.set_feature_statistics(*private_statistics(maps, model.STATISTICS_CLIP, noise, self.sampling))
+        return model.standardise(maps)
 
     def train_epoch(self, epoch: int) -> EpochResult:
         self.trained.train()
@@ -244,7 +244,7 @@ class PrivateTraining:
     def _noise_only_step(self) -> None:
         # An empty Poisson batch still spends a step: the update is noise alone.
         for parameter in self.trained.parameters():
-            parameter.grad_sample = torch.zeros((1, *parameter.shape))
+            parameter.grad_sample = torch.zeros((1, *parameter.shape))  # type: ignore[attr-defined]
         self.optimizer.step()
 
     def record(self, steps: int) -> dict[str, object]:
