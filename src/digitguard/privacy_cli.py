@@ -59,16 +59,10 @@ def audit_command(
     import numpy as np
     import torch
 
-    from digitguard.cli import default_data_dir
-    from digitguard.data import mnist
-    from digitguard.models.artifact import load_verified
     from digitguard.privacy.membership import audit, per_sample_loss
     from digitguard.training.loop import to_model_input
-    from digitguard.training.run import recorded_splits
 
-    verified = load_verified(model_dir, list(trust_dirs))
-    data = mnist.load(data_dir or default_data_dir())
-    splits = recorded_splits(data, verified.manifest.training)  # members: what the run trained on
+    verified, data, splits = _target(model_dir, trust_dirs, data_dir)
     chosen = torch.randperm(len(splits.train_images), generator=torch.Generator().manual_seed(seed))[:samples]
     test = data.test
     count = min(samples, len(test.images))
@@ -150,18 +144,12 @@ def lira_command(
     trust_dirs: tuple[Path, ...],
 ) -> None:
     """Likelihood-ratio membership inference (LiRA) on MODEL_DIR with shadow models of its recipe."""
-    from digitguard.cli import default_data_dir
-    from digitguard.data import mnist
-    from digitguard.models.artifact import load_verified
     from digitguard.privacy.lira import run_lira
-    from digitguard.training.run import recorded_splits
 
     if shadows % 2:
         raise click.BadParameter("the number of shadow models must be even", param_hint="--shadows")
-    verified = load_verified(model_dir, list(trust_dirs))
+    verified, _data, splits = _target(model_dir, trust_dirs, data_dir)
     training = verified.manifest.training
-    data = mnist.load(data_dir or default_data_dir())
-    splits = recorded_splits(data, training)
     pool_images, pool_labels, is_member, filler_images, filler_labels = _lira_candidates(
         splits, pool, filler, seed
     )
@@ -218,6 +206,19 @@ def lira_command(
             f"TPR at 0.1% FPR {side.tpr_at_0_1pct_fpr:.2%} (target ≤ 0.5%), "
             f"at 1% FPR {side.tpr_at_1pct_fpr:.2%}"
         )
+
+
+def _target(model_dir: Path, trust_dirs: tuple[Path, ...], data_dir: Path | None):
+    """The verified model, MNIST, and the splits its run used — members are what it trained on
+    (its validation split, rebuilt from the manifest's seed and size, is left out)."""
+    from digitguard.cli import default_data_dir
+    from digitguard.data import mnist
+    from digitguard.models.artifact import load_verified
+    from digitguard.training.run import recorded_splits
+
+    verified = load_verified(model_dir, list(trust_dirs))
+    data = mnist.load(data_dir or default_data_dir())
+    return verified, data, recorded_splits(data, verified.manifest.training)
 
 
 def _lira_candidates(splits, pool: int, filler: int, seed: int):
