@@ -122,21 +122,24 @@ report-robustness: detector-eval
 
 
 # Issue 8: models/private (DP-SGD, ε = 3, δ = 1e-5; about 10 minutes on one core), then every
-# membership audit the privacy report reads and the report itself (docs/privacy-report/).
-# LiRA trains 8 shadow models per audited model: ≈ 10 minutes for models/private, ≈ 10 minutes for
-# models/basic at --shadow-epochs 2 (its own recipe is 15 epochs: hours on CPU). Not part of `make test`.
+# membership audit the privacy report reads, for every shipped model, and the report itself
+# (docs/privacy-report/). LiRA trains 8 shadow models per model: ≈ 25 minutes for models/private
+# (its own 40-epoch recipe), 8–30 minutes for each of the others at --shadow-epochs 2 (their own
+# recipes are 3–15 epochs: hours on CPU). About 2 hours on 2 cores; not part of `make test`.
 PRIVATE_KEY ?= $(HOME)/.config/digitguard/release-2026-12-c.pem
 PRIVATE_OUT ?= models/private-retrained
+SHIPPED_MODELS := basic robust robust-pgd ensemble-1 ensemble-2 private
 .PHONY: train-private privacy-audits report-privacy
 train-private: data
 	$(BIN)/digitguard train --out $(PRIVATE_OUT) --key $(PRIVATE_KEY) --architecture scatter-cnn --dp \
 	  --no-augment --epsilon 3 --delta 1e-5 --max-grad-norm 0.1 --batch-size 1024 --lr 1 --epochs 40 --seed 0
 privacy-audits: data
-	for model in basic private; do \
+	for model in $(SHIPPED_MODELS); do \
 	  $(BIN)/digitguard privacy audit models/$$model --samples 10000 --out docs/privacy-audit/$$model; done
 	$(BIN)/digitguard privacy lira models/private --pool 2000 --filler 8000 --shadows 8 \
 	  --out docs/privacy-audit/private
-	$(BIN)/digitguard privacy lira models/basic --pool 2000 --filler 8000 --shadows 8 --shadow-epochs 2 \
-	  --out docs/privacy-audit/basic
+	for model in basic robust robust-pgd ensemble-1 ensemble-2; do \
+	  $(BIN)/digitguard privacy lira models/$$model --pool 2000 --filler 8000 --shadows 8 --shadow-epochs 2 \
+	    --out docs/privacy-audit/$$model; done
 report-privacy:
-	$(BIN)/digitguard report privacy --out docs/privacy-report --model models/basic --model models/private
+	$(BIN)/digitguard report privacy --out docs/privacy-report $(foreach m,$(SHIPPED_MODELS),--model models/$(m))

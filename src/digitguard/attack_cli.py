@@ -10,7 +10,6 @@ printed and written, so the disagreement itself can be inspected.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,26 +168,24 @@ def _write_outputs(
     out: Path, attack_name: str, result: dict[str, Any], run: AttackRun, model_dir: Path
 ) -> dict[str, str]:
     from digitguard.attacks.plots import accuracy_vs_epsilon_png, examples_png
+    from digitguard.outputs import json_bytes, write_outputs
 
-    out.mkdir(parents=True, exist_ok=True)
     title = f"{model_dir.name} under {attack_name} (L∞)"
-    files = {
-        "result": out / f"{attack_name}-result.json",
-        "accuracy_plot": out / f"{attack_name}-accuracy.png",
-        "examples_plot": out / f"{attack_name}-examples.png",
+    names = {
+        "result": f"{attack_name}-result.json",
+        "accuracy_plot": f"{attack_name}-accuracy.png",
+        "examples_plot": f"{attack_name}-examples.png",
     }
-    _write_atomically(files["accuracy_plot"], accuracy_vs_epsilon_png([run.report], title))
-    _write_atomically(files["examples_plot"], examples_png(run.examples, title))
-    listed = {name: str(path) for name, path in files.items()}
-    document = {**result, "files": listed}
-    _write_atomically(files["result"], (json.dumps(document, indent=2) + "\n").encode())
+    listed = {key: str(out / name) for key, name in names.items()}
+    write_outputs(
+        out,
+        {
+            names["accuracy_plot"]: accuracy_vs_epsilon_png([run.report], title),
+            names["examples_plot"]: examples_png(run.examples, title),
+            names["result"]: json_bytes({**result, "files": listed}),
+        },
+    )
     return listed
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data)
-    os.replace(partial, path)
 
 
 def _print_report(result: dict[str, Any]) -> None:

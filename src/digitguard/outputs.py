@@ -1,7 +1,8 @@
 """Writing result files: each through a temporary name and a rename, so a reader never sees half.
 
 Shared by the commands that write measured results (``attack``, ``detector evaluate``,
-``trigger evaluate``, ``privacy audit``, ``redteam extract``, ``report``, ``threats report``).
+``trigger evaluate``, ``privacy audit``, ``privacy lira``, ``redteam extract``, ``redteam replay``,
+``report``, ``threats report``).
 """
 
 from __future__ import annotations

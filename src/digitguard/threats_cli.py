@@ -93,14 +93,13 @@ def report_command(
     out: Path, config_file: Path | None, junit_path: Path | None, model_dir: Path | None
 ) -> None:
     """Write threat-model.md (Mermaid diagram) and threat-model.html (SVG diagram) into OUT."""
+    from digitguard.outputs import write_outputs
     from digitguard.threatmodel.report import summary_line, to_html, to_markdown
 
     report = _report(config_file, junit_path, model_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("threat-model.md", to_markdown(report)), ("threat-model.html", to_html(report))):
-        partial = out / f".{name}.part"
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, out / name)
+    files = {"threat-model.md": to_markdown(report), "threat-model.html": to_html(report)}
+    write_outputs(out, files)
+    for name in files:
         click.echo(f"wrote {out / name}")
     click.echo(summary_line(report.assessment))
 
