@@ -123,9 +123,10 @@ report-robustness: detector-eval
 
 # Issue 8: models/private (DP-SGD, ε = 3, δ = 1e-5; about 10 minutes on one core), then every
 # membership audit the privacy report reads, for every shipped model, and the report itself
-# (docs/privacy-report/). LiRA trains 8 shadow models per model: ≈ 25 minutes for models/private
-# (its own 40-epoch recipe), 8–30 minutes for each of the others at --shadow-epochs 2 (their own
-# recipes are 3–15 epochs: hours on CPU). About 2 hours on 2 cores; not part of `make test`.
+# (docs/privacy-report/). LiRA: 8 shadow models for models/private (its own 40-epoch recipe, ≈ 25
+# minutes), basic and the ensembles (2 epochs each instead of 3–15); 4 for the adversarially
+# trained ones (2 FGSM-RS epochs; 1 PGD-5 epoch) — their own recipes are hours per shadow on CPU.
+# About 1.5 hours on 2 cores; not part of `make test`.
 PRIVATE_KEY ?= $(HOME)/.config/digitguard/release-2026-12-c.pem
 PRIVATE_OUT ?= models/private-retrained
 SHIPPED_MODELS := basic robust robust-pgd ensemble-1 ensemble-2 private
@@ -138,8 +139,12 @@ privacy-audits: data
 	  $(BIN)/digitguard privacy audit models/$$model --samples 10000 --out docs/privacy-audit/$$model; done
 	$(BIN)/digitguard privacy lira models/private --pool 2000 --filler 8000 --shadows 8 \
 	  --out docs/privacy-audit/private
-	for model in basic robust robust-pgd ensemble-1 ensemble-2; do \
+	for model in basic ensemble-1 ensemble-2; do \
 	  $(BIN)/digitguard privacy lira models/$$model --pool 2000 --filler 8000 --shadows 8 --shadow-epochs 2 \
 	    --out docs/privacy-audit/$$model; done
+	$(BIN)/digitguard privacy lira models/robust --pool 2000 --filler 8000 --shadows 4 --shadow-epochs 2 \
+	  --out docs/privacy-audit/robust
+	$(BIN)/digitguard privacy lira models/robust-pgd --pool 2000 --filler 8000 --shadows 4 --shadow-epochs 1 \
+	  --out docs/privacy-audit/robust-pgd
 report-privacy:
 	$(BIN)/digitguard report privacy --out docs/privacy-report $(foreach m,$(SHIPPED_MODELS),--model models/$(m))
