@@ -212,3 +212,34 @@ def test_a_dp_run_writes_a_signed_model_that_records_its_guarantee(
     assert privacy["noise_multiplier"] > 0.5 and privacy["max_grad_norm"] == 0.1
     assert verified.manifest.metrics["test_accuracy"] > 0.5
     assert not checkpoint_path(outcome.out).exists()
+
+
+def test_a_resumed_dp_run_keeps_its_released_statistics_and_counts_every_step(
+    tmp_path: Path, mnist_dir: Path, trusted_key: KeyPair
+) -> None:
+    from safetensors import safe_open
+
+    config = TrainConfig(
+        architecture="scatter-cnn",
+        dp=True,
+        augment=False,
+        epochs=2,
+        batch_size=64,
+        learning_rate=2.0,
+        validation_size=200,
+        train_limit=1200,
+        seed=3,
+    )
+
+    def stop(*_args, **_kwargs) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_model(request(tmp_path, mnist_dir, trusted_key, config), on_epoch=stop)
+    with safe_open(str(checkpoint_path(tmp_path / "model")), framework="pt") as handle:
+        released = handle.get_tensor("model.feature_mean")
+    outcome = train_model(request(tmp_path, mnist_dir, trusted_key, config, resume=True))
+    verified = load_verified(outcome.out, [trusted_key.trust_dir])
+    assert torch.equal(verified.model.feature_mean, released)  # not released a second time
+    privacy = verified.manifest.training["privacy"]
+    assert privacy["steps"] == 2 * round(1000 / 64) and 2.9 <= privacy["epsilon"] <= 3.0

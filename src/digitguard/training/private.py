@@ -188,8 +188,13 @@ class PrivateTraining:
         labels: torch.Tensor,
         budget: PrivacyBudget,
         schedule: PrivacySchedule,
+        statistics_released: bool = False,
     ) -> None:
+        """``statistics_released``: the model already holds its noisy feature statistics (a
+        resumed run restored them from its checkpoint); they are used, not released again —
+        a second release would spend budget the accountant does not count."""
         front, self.trained = trainable_part(model)
+        self.statistics_released = statistics_released
         check_supported(self.trained)
         if needs_statistics(model) != (schedule.statistics_noise is not None):
             raise PrivacyConfigError(
@@ -214,8 +219,11 @@ class PrivateTraining:
         if not needs_statistics(model):
             return _features(front, images) if front is not None else images
         maps = _features(model.scattering_maps, images)
-        noise = float(self.schedule.statistics_noise or 0.0)
-        model.set_feature_statistics(*private_statistics(maps, model.STATISTICS_CLIP, noise, self.sampling))
+        if not self.statistics_released:
+            noise = float(self.schedule.statistics_noise or 0.0)
+            model.set_feature_statistics(
+                *private_statistics(maps, model.STATISTICS_CLIP, noise, self.sampling)
+            )
         return model.standardise(maps)
 
     def train_epoch(self, epoch: int) -> EpochResult:

@@ -121,7 +121,9 @@ def train_model(
     optimizer = _optimizer(model, config)
     ckpt = checkpoint_path(request.out)
     state = _start_or_resume(request, ckpt, model, optimizer, data.file_sha256)
-    dp_run = _private_training(model, optimizer, splits, config, cluster.world_size)
+    dp_run = _private_training(
+        model, optimizer, splits, config, cluster.world_size, state.epochs_completed > 0
+    )
     adversary = config.adversarial_settings()
     best_weights = best_weights_path(request.out)
     start_epoch = state.epochs_completed
@@ -203,7 +205,7 @@ def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optim
 
 
 def _private_training(
-    model: torch.nn.Module, optimizer, splits: Splits, config: TrainConfig, world_size: int
+    model: torch.nn.Module, optimizer, splits: Splits, config: TrainConfig, world_size: int, resumed: bool
 ) -> private.PrivateTraining | None:
     budget = config.privacy_budget()
     if budget is None:
@@ -217,8 +219,15 @@ def _private_training(
         config.epochs,
         private.statistics_noise_for(model),
     )
+    # A resumed run's checkpoint holds the statistics released at its start.
     return private.PrivateTraining(
-        model, optimizer, splits.train_images, splits.train_labels, budget, schedule
+        model,
+        optimizer,
+        splits.train_images,
+        splits.train_labels,
+        budget,
+        schedule,
+        statistics_released=resumed,
     )
 
 
