@@ -22,9 +22,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.web.test_input_path_accuracy import as_canvas_png  # noqa: E402
-
 from digitguard.data import mnist  # noqa: E402
+from digitguard.inference.redraw import as_canvas_png  # noqa: E402
 from digitguard.training.loop import predict  # noqa: E402
 from digitguard.web import create_app  # noqa: E402
 

@@ -65,3 +65,25 @@ def test_an_untrusted_signer_leaves_the_model_as_it_was(
 
 def test_evaluate_refuses_a_model_without_a_calibration(small_model_dir: Path, trusted_key: KeyPair) -> None:
     assert run("detector", "evaluate", str(small_model_dir), "--trust", str(trusted_key.trust_dir)) == 2
+
+
+def test_calibrating_on_canvas_drawings_records_it_and_flags_them_at_the_chosen_rate(
+    small_model_dir: Path, trusted_key: KeyPair, mnist_dir: Path
+) -> None:
+    import torch
+
+    from digitguard.data import mnist
+    from digitguard.defences.squeeze import detector_scores
+    from digitguard.detector_cli import validation_images
+    from digitguard.inference.redraw import redrawn_inputs
+
+    trust = ["--trust", str(trusted_key.trust_dir), "--data-dir", str(mnist_dir)]
+    key = ["--key", str(trusted_key.private), "--fpr", "0.1"]
+    assert run("detector", "calibrate", str(small_model_dir), *key, "--on", "canvas", *trust) == 0
+    verified = load_verified(small_model_dir, [trusted_key.trust_dir])
+    calibration = verified.manifest.metrics["adversarial_detector"]
+    assert "re-drawn as canvas PNGs" in calibration["source"]
+    digits = validation_images(mnist.load(mnist_dir), verified.manifest.training)
+    drawn = redrawn_inputs((digits[:, 0] * 255).round().to(torch.uint8).numpy())
+    flagged = float((detector_scores(verified.model, drawn) > calibration["threshold"]).double().mean())
+    assert flagged <= 0.1 and drawn.shape == digits.shape

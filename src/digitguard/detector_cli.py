@@ -51,15 +51,27 @@ def _data_dir_option(function: Any) -> Any:
     show_default=True,
     help="Share of clean validation digits to flag (below 5% so that test digits stay under it).",
 )
+@click.option(
+    "--on",
+    "source",
+    type=click.Choice(["mnist", "canvas"]),
+    default="mnist",
+    show_default=True,
+    help="Calibrate on the validation digits as they are, or re-drawn as canvas PNGs and brought "
+    "back through the serving input path (what the drawing page sends).",
+)
 @_data_dir_option
 def calibrate_command(
     model_dir: Path,
     signing_key: Path,
     false_positive_rate: float,
+    source: str,
     data_dir: Path | None,
     trust_dirs: tuple[Path, ...],
 ) -> None:
     """Choose the detector's threshold on MODEL_DIR's validation split; store it in its manifest; re-sign."""
+    import torch
+
     from digitguard.cli import default_data_dir
     from digitguard.data import mnist
     from digitguard.defences.squeeze import DETECTOR_METRIC, calibrate
@@ -67,12 +79,13 @@ def calibrate_command(
 
     verified = load_verified(model_dir, list(trust_dirs))
     images = validation_images(mnist.load(data_dir or default_data_dir()), verified.manifest.training)
-    calibration = calibrate(
-        verified.model,
-        images,
-        false_positive_rate,
-        source=f"validation split of {verified.manifest.name} (seed {verified.manifest.training['seed']})",
-    )
+    described = f"validation split of {verified.manifest.name} (seed {verified.manifest.training['seed']})"
+    if source == "canvas":
+        from digitguard.inference.redraw import redrawn_inputs
+
+        digits = (images[:, 0] * 255).round().to(torch.uint8).numpy()
+        images, described = redrawn_inputs(digits), f"{described}, re-drawn as canvas PNGs (seed 0)"
+    calibration = calibrate(verified.model, images, false_positive_rate, source=described)
     metrics = {**verified.manifest.metrics, DETECTOR_METRIC: calibration.to_dict()}
     write_calibration(model_dir, metrics, signing_key, list(trust_dirs))
     click.echo(

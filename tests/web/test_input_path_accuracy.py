@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 from flask import Flask
-from PIL import Image
 
 from digitguard.data import mnist
+from digitguard.inference.redraw import as_canvas_png
 from digitguard.training.loop import predict
 
 SAMPLES = 1000
-
-
-def as_canvas_png(digit_u8: np.ndarray, rng: np.random.Generator) -> bytes:
-    """Upscale 6–12×, draw black on white, and put it off-centre on a larger blank canvas."""
-    scale = int(rng.integers(6, 13))
-    side = 28 * scale
-    big = Image.fromarray(255 - digit_u8).resize((side, side), Image.Resampling.BILINEAR)
-    width, height = side + int(rng.integers(0, 240)), side + int(rng.integers(0, 240))
-    canvas = Image.new("L", (width, height), 255)
-    canvas.paste(big, (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))))
-    buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_redrawn_test_digits_score_within_one_point_of_the_originals(
