@@ -1,6 +1,6 @@
 """Accuracy of the whole input path on the full MNIST test set.
 
-    python bench/input_path_accuracy.py [--data-dir D] [--samples 10000]
+    python bench/input_path_accuracy.py [--data-dir D] [--samples 10000] [--model models/basic]
 
 Each test digit is re-drawn as a canvas-like PNG (upscaled 6–12×, black on white, off-centre
 on a larger blank canvas), sent through POST /api/v1/predict (Flask test client, no network),
@@ -36,10 +36,11 @@ def main() -> None:
         "--data-dir", type=Path, default=Path(os.environ.get("DIGITGUARD_DATA_DIR", "../shared/data/mnist"))
     )
     parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "basic")
     args = parser.parse_args()
     # Limits raised only so that one address may send the whole test set.
     raised = {"ANONYMOUS_LIMIT": "1000000/minute", "IP_LIMIT": "1000000/minute"}
-    app = create_app({"MODEL_DIR": str(REPO / "models" / "basic"), **raised})
+    app = create_app({"MODEL_DIR": str(args.model), **raised})
     data = mnist.load(args.data_dir)
     images, labels = data.test.images[: args.samples], data.test.labels[: args.samples].astype(np.int64)
     direct = (
