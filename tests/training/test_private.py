@@ -188,20 +188,24 @@ class TestDpSgdStep:
             PrivateTraining(model, sgd_for(model, 1.0), images, labels, BUDGET, plan(BUDGET, 256, 64, 1))
 
 
+# 2 epochs of a 1,000-digit training split: 2 × round(1000 / 64) noisy steps.
+SMALL_DP = TrainConfig(
+    architecture="scatter-cnn",
+    dp=True,
+    augment=False,
+    epochs=2,
+    batch_size=64,
+    learning_rate=2.0,
+    validation_size=200,
+    train_limit=1200,
+    seed=3,
+)
+
+
 def test_a_dp_run_writes_a_signed_model_that_records_its_guarantee(
     tmp_path: Path, mnist_dir: Path, trusted_key: KeyPair
 ) -> None:
-    config = TrainConfig(
-        architecture="scatter-cnn",
-        dp=True,
-        augment=False,
-        epochs=2,
-        batch_size=64,
-        learning_rate=2.0,
-        validation_size=200,
-        train_limit=1200,
-        seed=3,
-    )
+    config = SMALL_DP
     outcome = train_model(request(tmp_path, mnist_dir, trusted_key, config))
     verified = load_verified(outcome.out, [trusted_key.trust_dir])
     privacy = verified.manifest.training["privacy"]
@@ -219,17 +223,7 @@ def test_a_resumed_dp_run_keeps_its_released_statistics_and_counts_every_step(
 ) -> None:
     from safetensors import safe_open
 
-    config = TrainConfig(
-        architecture="scatter-cnn",
-        dp=True,
-        augment=False,
-        epochs=2,
-        batch_size=64,
-        learning_rate=2.0,
-        validation_size=200,
-        train_limit=1200,
-        seed=3,
-    )
+    config = SMALL_DP
 
     def stop(*_args, **_kwargs) -> None:
         raise KeyboardInterrupt
