@@ -18,12 +18,22 @@ class TriggerCalibrationError(DigitguardError):
     exit_code = 2
 
 
+def threshold_flagging_at_most(
+    clean_scores: torch.Tensor, rate: float, error: type[Exception], what: str
+) -> float:
+    """The smallest threshold above which at most ``rate`` of the clean scores lie — shared by the
+    trigger detectors and the adversarial-input detector; ``error`` names the broken rule."""
+    if not 0 < rate < 1:
+        raise error(f"{what} must be in (0, 1), got {rate}")
+    if len(clean_scores) == 0:
+        raise error("no clean scores to calibrate on")
+    ordered = clean_scores.double().sort().values
+    allowed = int(rate * len(ordered))  # clean images that may score above it
+    return float(ordered[len(ordered) - 1 - allowed])
+
+
 def threshold_at_rejection_rate(clean_scores: torch.Tensor, false_rejection_rate: float) -> float:
     """The smallest threshold above which at most ``false_rejection_rate`` of the clean scores lie."""
-    if not 0 < false_rejection_rate < 1:
-        raise TriggerCalibrationError(f"false rejection rate must be in (0, 1), got {false_rejection_rate}")
-    if len(clean_scores) == 0:
-        raise TriggerCalibrationError("no clean scores to calibrate on")
-    ordered = clean_scores.double().sort().values
-    allowed = int(false_rejection_rate * len(ordered))  # clean images that may score above it
-    return float(ordered[len(ordered) - 1 - allowed])
+    return threshold_flagging_at_most(
+        clean_scores, false_rejection_rate, TriggerCalibrationError, "false rejection rate"
+    )

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from digitguard.defences.rejection import threshold_flagging_at_most
 from digitguard.errors import DigitguardError
 
 BINARY_THRESHOLD = 0.5
@@ -94,13 +95,9 @@ def detector_scores(model: nn.Module, images: torch.Tensor, batch_size: int = 50
 
 def threshold_at_fpr(clean_scores: torch.Tensor, false_positive_rate: float) -> float:
     """The smallest threshold that flags at most ``false_positive_rate`` of ``clean_scores``."""
-    if not 0 < false_positive_rate < 1:
-        raise DetectorCalibrationError(f"false-positive rate must be in (0, 1), got {false_positive_rate}")
-    if len(clean_scores) == 0:
-        raise DetectorCalibrationError("no clean scores to calibrate on")
-    ordered = clean_scores.double().sort().values
-    allowed = int(false_positive_rate * len(ordered))  # images that may score above the threshold
-    return float(ordered[len(ordered) - 1 - allowed])
+    return threshold_flagging_at_most(
+        clean_scores, false_positive_rate, DetectorCalibrationError, "false-positive rate"
+    )
 
 
 @dataclass(frozen=True)
