@@ -222,9 +222,15 @@ def test_two_process_data_parallel_training_keeps_replicas_in_sync_and_matches_o
     ]
     for process in processes:
         process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
+    try:
+        for process in processes:
+            process.join(120)
+            assert process.exitcode == 0
+    finally:  # a hung rank must not outlive the test (and keep pytest from exiting)
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(10)
     rank0, rank1 = (load_file(tmp_path / f"rank{rank}.safetensors") for rank in (0, 1))
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)  # the replicas stayed in sync
     alone = tiny_model()  # the same global batches in one process: the same update, up to rounding
