@@ -208,6 +208,25 @@ def _uint8_batch() -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def _run_ddp_pair(init_file: Path, out_dir: Path, timeout_s: float = 60) -> list[int | None]:
+    """Both ranks' exit codes (None: still running after ``timeout_s``, then killed)."""
+    context = torch.multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_ddp_rank, args=(rank, str(init_file), str(out_dir))) for rank in (0, 1)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join(timeout_s)
+        return [process.exitcode for process in processes]
+    finally:  # a hung rank must not outlive the test (and keep pytest from exiting)
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(10)
+
+
 def test_two_process_data_parallel_training_keeps_replicas_in_sync_and_matches_one_process(
     tmp_path: Path,
 ) -> None:
@@ -215,22 +234,13 @@ def test_two_process_data_parallel_training_keeps_replicas_in_sync_and_matches_o
 
     from digitguard.training.loop import train_epoch
 
-    context = torch.multiprocessing.get_context("spawn")
-    processes = [
-        context.Process(target=_ddp_rank, args=(rank, str(tmp_path / "init"), str(tmp_path)))
-        for rank in (0, 1)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        for process in processes:
-            process.join(120)
-            assert process.exitcode == 0
-    finally:  # a hung rank must not outlive the test (and keep pytest from exiting)
-        for process in processes:
-            if process.is_alive():
-                process.kill()
-                process.join(10)
+    # A gloo rendezvous in this sandbox occasionally hangs (seen twice on 2026-12-01, both ranks
+    # alive after 120 s, never a wrong result): one fresh attempt, then the failure stands.
+    for attempt in range(2):
+        exit_codes = _run_ddp_pair(tmp_path / f"init-{attempt}", tmp_path)
+        if None not in exit_codes:
+            break
+    assert exit_codes == [0, 0]
     rank0, rank1 = (load_file(tmp_path / f"rank{rank}.safetensors") for rank in (0, 1))
     assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)  # the replicas stayed in sync
     alone = tiny_model()  # the same global batches in one process: the same update, up to rounding
