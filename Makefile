@@ -7,13 +7,15 @@ BIN := $(VENV)/bin
 SHARED_MNIST := $(abspath ../shared/data/mnist)
 export DIGITGUARD_DATA_DIR ?= $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS),$(SHARED_MNIST),)
 
-.PHONY: setup data demo evaluate test lint sast browser pytest threats-check fuzz-api load bench bench-serve screenshot train-basic poison-experiment clean
+.PHONY: setup data demo evaluate test lint sast browser pytest supply-chain-audit relock threats-check fuzz-api load bench bench-serve screenshot train-basic poison-experiment clean
 
-$(BIN)/.installed: pyproject.toml
+# Every distribution comes from requirements.lock, checked against its SHA-256 (pip refuses any
+# other archive); the project itself is installed from the checkout, with the locked build backend.
+$(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $@
 
 setup: $(BIN)/.installed
@@ -28,7 +30,7 @@ demo: data
 evaluate: data
 	$(BIN)/digitguard evaluate models/basic
 
-test: lint sast browser pytest threats-check
+test: lint sast browser pytest supply-chain-audit threats-check
 
 lint: setup
 	$(BIN)/ruff check src tests bench
@@ -47,9 +49,26 @@ browser:
 pytest: setup
 	$(BIN)/pytest -q --junitxml=reports/junit.xml
 
+# The environment against requirements.lock and known vulnerabilities (docs/supply-chain.md): the
+# threat model's dependency-lock evidence. OSV=path/to/all.zip gives it OSV's PyPI advisories;
+# without them the report says "not checked", which the threat model counts as failing.
+supply-chain-audit: setup
+	$(BIN)/digitguard supply-chain audit --out reports/supply-chain --exit-zero $(if $(OSV),--osv $(OSV),)
+
+# Re-resolve pyproject.toml's dependencies in a scratch environment and rewrite requirements.lock
+# from the archives pip downloads (then `make clean setup` to install from it).
+LOCK_WORK ?= instance/relock
+relock:
+	rm -rf $(LOCK_WORK) && $(PYTHON) -m venv $(LOCK_WORK)/venv
+	$(LOCK_WORK)/venv/bin/pip install --quiet --upgrade pip hatchling
+	$(LOCK_WORK)/venv/bin/pip install --quiet torch==2.13.0 -e '.[dev]'
+	$(LOCK_WORK)/venv/bin/pip freeze --all --exclude-editable > $(LOCK_WORK)/frozen.txt
+	$(LOCK_WORK)/venv/bin/pip download --quiet --no-deps -d $(LOCK_WORK)/archives -r $(LOCK_WORK)/frozen.txt
+	$(LOCK_WORK)/venv/bin/digitguard supply-chain lock --wheels $(LOCK_WORK)/archives --out requirements.lock
+
 # Fails when the threat model regresses against docs/threat-baseline.json (docs/threat-model.md);
 # `digitguard threats check` without --baseline is the strict check, which still fails today.
-threats-check: pytest
+threats-check: pytest supply-chain-audit
 	$(BIN)/digitguard threats check --baseline docs/threat-baseline.json
 
 # The bigger fuzzing run: schemathesis with 10x the CI examples per operation.

@@ -30,8 +30,9 @@ DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
     "--attack",
     "attack_name",
     required=True,
-    metavar="fgsm|pgd|cw|autoattack",
-    help="fgsm and pgd are native PyTorch; cw (C&W L∞) and autoattack run through ART.",
+    metavar="fgsm|pgd|cw|autoattack|autoattack-art",
+    help="fgsm and pgd are native PyTorch; cw (C&W L∞), autoattack (standard: APGD-CE, APGD-T, "
+    "Square) and autoattack-art (ART's default list) run through ART.",
 )
 @click.option(
     "--eps",

@@ -25,6 +25,7 @@ from digitguard.privacy_cli import privacy
 from digitguard.redteam_cli import redteam
 from digitguard.report_cli import report
 from digitguard.review_cli import review
+from digitguard.supplychain_cli import supply_chain
 from digitguard.threats_cli import threats
 from digitguard.trigger_cli import trigger
 from digitguard.weights_cli import weights
@@ -53,6 +54,7 @@ cli.add_command(redteam)
 cli.add_command(privacy)
 cli.add_command(weights)
 cli.add_command(report)
+cli.add_command(supply_chain)
 cli.add_command(poison_command)
 cli.add_command(attack_backdoor_command)
 
@@ -400,6 +402,18 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
     show_default=True,
     help="Threads per worker (gthread).",
 )
+@click.option(
+    "--certfile",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM certificate chain: serve HTTPS (TLS 1.2+) with HSTS and Secure cookies. Needs --keyfile.",
+)
+@click.option(
+    "--keyfile",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="PEM private key of --certfile (keep it out of the checkout).",
+)
 def serve(
     model_dir: Path | None,
     trust_dirs: tuple[Path, ...],
@@ -410,18 +424,27 @@ def serve(
     abstain_below: float | None,
     access_log: str | None,
     threads: int,
+    certfile: Path | None,
+    keyfile: Path | None,
 ) -> None:
     """Serve the drawing page and the JSON API with a verified model (gunicorn)."""
     import tempfile
+
+    if (certfile is None) != (keyfile is None):
+        raise click.UsageError("--certfile and --keyfile go together")
 
     # Before prometheus_client is imported: every worker's metrics are collected together.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="digitguard-metrics-"))
     from digitguard.web import create_app, logs
 
     logs.configure()
-    from digitguard.web.server import run
+    from digitguard.web.server import TLSFiles, run, tls_context
 
+    tls = TLSFiles(certfile, keyfile) if certfile is not None and keyfile is not None else None
     overrides: dict[str, object] = {}
+    if tls is not None:
+        tls_context(tls)  # a bad pair is refused before the model is even loaded
+        overrides["TLS"] = True  # HSTS on every response, Secure cookies
     if model_dir is not None:
         overrides["MODEL_DIR"] = str(model_dir)
     if trust_dirs:
@@ -431,7 +454,8 @@ def serve(
     app = create_app(overrides or None)
     verified = app.extensions["digitguard"].verified
     click.echo(
-        f"serving {verified.path} (weights sha256 {verified.weights_sha256}) at http://{host}:{port}",
+        f"serving {verified.path} (weights sha256 {verified.weights_sha256}) "
+        f"at {'https' if tls else 'http'}://{host}:{port}",
         err=True,
     )
     run(
@@ -442,6 +466,7 @@ def serve(
         timeout_s=timeout_s,
         threads=threads,
         access_log=access_log,
+        tls=tls,
     )
 
 

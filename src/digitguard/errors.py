@@ -134,3 +134,23 @@ class PerturbationBudgetError(AttackCheckError):
 
 class RefereeDisagreementError(AttackCheckError):
     """A native attack and ART's implementation of it disagree by more than the allowed margin."""
+
+
+class TLSConfigError(DigitguardError):
+    """The TLS certificate or key cannot be used (unreadable, or not a matching pair). Exit status 2."""
+
+    exit_code = 2
+
+
+class SupplyChainError(DigitguardError):
+    """The supply-chain audit cannot read what it audits against. Exit status 2."""
+
+    exit_code = 2
+
+
+class LockFileError(SupplyChainError):
+    """The lock file is not an exact, hash-pinned requirements file."""
+
+
+class AdvisoryDataError(SupplyChainError):
+    """The vulnerability database is missing, malformed or not OSV."""

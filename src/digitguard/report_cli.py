@@ -45,6 +45,13 @@ def report() -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="detector-result.json of `digitguard detector evaluate` for one of the models (repeatable).",
 )
+@click.option(
+    "--autoattack-results",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="autoattack-result.json of `digitguard attack --attack autoattack` for one of the models, "
+    "used instead of measuring AutoAttack on it (repeatable).",
+)
 @click.option("--eps", "eps_list", default="0.1,0.2,0.3", show_default=True)
 @click.option(
     "--samples", type=click.IntRange(min=1), default=1000, show_default=True, help="FGSM/PGD images."
@@ -60,6 +67,7 @@ def robustness_command(
     model_dirs: tuple[Path, ...],
     member_dirs: tuple[Path, ...],
     detector_results: tuple[Path, ...],
+    autoattack_results: tuple[Path, ...],
     eps_list: str,
     samples: int,
     steps: int,
@@ -84,6 +92,7 @@ def robustness_command(
     models = [load_verified(path, trust) for path in (model_dirs or (Path("models/basic"),))]
     members = [load_verified(path, trust) for path in member_dirs]
     detectors = [json.loads(path.read_text(encoding="utf-8")) for path in detector_results]
+    autoattacks = [json.loads(path.read_text(encoding="utf-8")) for path in autoattack_results]
     test = mnist.load(data_dir or default_data_dir()).test
     images = to_model_input(torch.from_numpy(test.images.copy()))
     labels = torch.from_numpy(test.labels.astype(np.int64))
@@ -95,7 +104,7 @@ def robustness_command(
         autoattack_samples=autoattack_samples,
         seed=seed,
     )
-    measured = measure(models, images, labels, settings, members, detectors)
+    measured = measure(models, images, labels, settings, members, detectors, autoattacks)
     command = _command(click.get_current_context())
     measured["command"] = command
     files = {"robustness.json": json_bytes(measured), **plots(measured)}

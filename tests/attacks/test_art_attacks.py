@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from digitguard.attacks.art_attacks import (
+    ArtDefaultAutoAttackLinf,
     ArtFGSM,
     ArtPGD,
     AutoAttackLinf,
@@ -91,8 +92,36 @@ class TestAutoAttack:
         assert run.report.results[0].max_perturbation <= 0.3 + 1e-5
         assert "APGD-CE" in str(run.report.settings["attacks"])
 
-    def test_settings_name_arts_default_list(self, tiny_model) -> None:
-        settings = AutoAttackLinf(tiny_model, 0.3).settings()
+    def test_settings_name_the_standard_stages_and_count_what_each_broke(self, basic, mnist_test) -> None:
+        attack = AutoAttackLinf(basic.model, 0.3)
+        attack(*(tensor[:3] for tensor in mnist_test))
+        settings = attack.settings()
+        assert settings["attacks"] == "APGD-CE, APGD-T (9 targets), Square"
+        assert settings["eps_step"] == pytest.approx(0.6)
+        assert settings["broken_by_APGD-CE"] == 3  # the release model has no robustness at 0.3
+        assert settings["broken_by_APGD-T"] == settings["broken_by_Square"] == 0
+
+    def test_targets_are_the_nine_other_classes_most_likely_first(self, tiny_model) -> None:
+        logits = np.array([[0.0, 5.0, 1.0, 2.0, 3.0, 4.0, 6.0, 7.0, 8.0, 9.0]], dtype=np.float32)
+        truth = np.array([9])
+        stages = list(AutoAttackLinf(tiny_model, 0.3)._stages(logits, truth))
+        assert [name for name, _, _ in stages] == ["APGD-CE"] + ["APGD-T"] * 9 + ["Square"]
+        targets = [int(goals[0]) for name, _, goals in stages if name == "APGD-T"]
+        assert targets == [8, 7, 6, 1, 5, 4, 3, 2, 0]
+        assert int(stages[0][2][0]) == int(stages[-1][2][0]) == 9  # untargeted stages use the label
+
+    def test_a_candidate_outside_the_ball_or_the_pixel_range_never_counts(self, tiny_model) -> None:
+        attack = AutoAttackLinf(tiny_model, 0.1)
+        originals = np.full((3, 1, 28, 28), 0.5, dtype=np.float32)
+        originals[1] = 0.05
+        candidates = originals.copy()
+        candidates[0, 0, 0, 0] += 0.1 + 1e-3  # just outside the ε-ball
+        candidates[1, 0, 0, 0] = -0.01  # inside the ball, outside [0, 1]
+        wrong = (attack.classifier.predict(candidates).argmax(1) + 1) % 10  # every one misclassified
+        assert attack._fooled(originals, candidates, wrong).tolist() == [False, False, True]
+
+    def test_arts_default_list_stays_available_under_its_own_name(self, tiny_model) -> None:
+        settings = ArtDefaultAutoAttackLinf(tiny_model, 0.3).settings()
         assert settings["implementation"] == "art.AutoAttack (default attack list)"
         assert settings["eps_step"] == pytest.approx(0.6)
 

@@ -53,6 +53,49 @@ def test_a_detector_result_for_other_weights_is_refused(basic, mnist_test) -> No
         measure([basic], images, labels, SMALL, detector_results=[detector_result("0" * 64)])
 
 
+def autoattack_result(sha256: str, accuracy: float = 0.9) -> dict:
+    return {
+        "attack": "autoattack",
+        "model": "models/x",
+        "model_sha256": sha256,
+        "settings": {"implementation": "standard", "attacks": "APGD-CE, APGD-T (9 targets), Square",
+                     "broken_by_APGD-CE": 7, "broken_by_APGD-T": 2, "broken_by_Square": 1},
+        "samples": 100,
+        "clean_correct": 99,
+        "clean_accuracy": 0.99,
+        "results": [{"eps": 0.3, "robust_accuracy": accuracy}],
+    }  # fmt: skip
+
+
+def test_an_autoattack_result_measured_elsewhere_stands_in_for_the_report_s_run(basic, mnist_test) -> None:
+    images, labels = mnist_test
+    settings = Settings(epsilons=(0.3,), samples=8, pgd_steps=3, autoattack_samples=2)
+    report = measure(
+        [basic], images, labels, settings, autoattack_results=[autoattack_result(basic.weights_sha256)]
+    )
+    model = report["models"][0]
+    assert model["autoattack"]["samples"] == 100 and "model" not in model["autoattack"]
+    assert {c["target"]: c["measured"] for c in target_checks(model)}["autoattack"] == 0.9
+    text = to_markdown(report, "cmd")
+    assert "| AutoAttack (100 images) | 90.00% |" in text
+    assert "images broken by each stage: APGD-CE 7, APGD-T 2, Square 1" in text
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        (autoattack_result("0" * 64), "match none"),
+        ({**autoattack_result("0" * 64), "attack": "pgd"}, "must have attack 'autoattack'"),
+        ({**autoattack_result("0" * 64), "results": [{"eps": 0.1, "robust_accuracy": 1.0}]}, "no run at"),
+        ({**autoattack_result("0" * 64), "model_sha256": None}, "one distinct model_sha256"),
+    ],
+)
+def test_an_unusable_autoattack_result_is_refused(basic, mnist_test, result, message) -> None:
+    images, labels = mnist_test
+    with pytest.raises(StaleEvidenceError, match=message):
+        measure([basic], images, labels, SMALL, autoattack_results=[result])
+
+
 def test_an_ensemble_is_reported_with_its_members(basic, mnist_test) -> None:
     images, labels = mnist_test
     report = measure([basic], images, labels, SMALL, ensemble_members=[basic])

@@ -203,6 +203,53 @@ class TestResultEvidence:
         assert verdict.state is State.FAILING and "results" in verdict.detail
 
 
+LOCKED = ResultEvidence(
+    "audit",
+    ("reports/supply-chain/*.json",),
+    "findings",
+    Condition("==", 0),
+    bound_to_model=False,
+    bound_to_sources=("requirements.lock",),
+)
+
+
+class TestResultsBoundToSources:
+    """A measurement of a file (the supply-chain audit of the lock) is stale once the file changed."""
+
+    def write_audit(self, root: Path, lock_text: str, findings: int = 0) -> None:
+        import hashlib
+
+        (root / "reports" / "supply-chain").mkdir(parents=True, exist_ok=True)
+        document = {
+            "findings": findings,
+            "sources": {"requirements.lock": hashlib.sha256(lock_text.encode()).hexdigest()},
+        }
+        (root / "reports" / "supply-chain" / "dependencies.json").write_text(json.dumps(document))
+
+    def test_passing_when_measured_on_the_file_as_it_is(self, root: Path) -> None:
+        (root / "requirements.lock").write_text("a==1\n")
+        self.write_audit(root, "a==1\n")
+        assert verdict_for(LOCKED, root, model=None).state is State.PASSING
+
+    def test_stale_once_the_file_changed(self, root: Path) -> None:
+        self.write_audit(root, "a==1\n")
+        (root / "requirements.lock").write_text("a==2\n")
+        verdict = verdict_for(LOCKED, root, model=None)
+        assert verdict.state is State.STALE and "requirements.lock" in verdict.detail
+
+    def test_stale_when_the_file_is_gone_or_the_result_records_no_sources(self, root: Path) -> None:
+        self.write_audit(root, "a==1\n")
+        assert verdict_for(LOCKED, root, model=None).state is State.STALE
+        (root / "requirements.lock").write_text("a==1\n")
+        (root / "reports" / "supply-chain" / "dependencies.json").write_text(json.dumps({"findings": 0}))
+        assert verdict_for(LOCKED, root, model=None).state is State.STALE
+
+    def test_failing_with_findings_on_the_current_file(self, root: Path) -> None:
+        (root / "requirements.lock").write_text("a==1\n")
+        self.write_audit(root, "a==1\n", findings=1)
+        assert verdict_for(LOCKED, root, model=None).state is State.FAILING
+
+
 class TestMetricPaths:
     DOC: ClassVar[dict] = {
         "a": {"b": [1, 2.5]},

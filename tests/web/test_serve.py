@@ -106,13 +106,122 @@ def test_serve_runs_gunicorn_with_a_verified_model(test_model_dir: Path, trusted
         process.communicate(timeout=30)
 
 
-def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 60) -> dict:
+def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 60, context=None) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else "server exited"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:
                 return json.load(response)
         except OSError:
             time.sleep(0.2)
     raise AssertionError(f"{url} never became ready")
+
+
+def write_self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
+    """A throwaway certificate for 127.0.0.1 and its key, written for one test (never committed)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = directory / f"{name}.crt", directory / f"{name}.key"
+    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return certfile, keyfile
+
+
+class TestTLS:
+    def test_serves_https_only_with_hsts_and_tls_1_2_or_later(
+        self, test_model_dir: Path, trusted_key: KeyPair, tmp_path: Path
+    ) -> None:
+        import ssl
+
+        certfile, keyfile = write_self_signed(tmp_path)
+        port = free_port()
+        env = {**os.environ, "DIGITGUARD_TRUST_DIRS": str(trusted_key.trust_dir)}
+        args = ["--model", str(test_model_dir), "--port", str(port), "--workers", "1"]
+        process = subprocess.Popen(
+            serve_command(*args, "--certfile", str(certfile), "--keyfile", str(keyfile)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            context = ssl.create_default_context(cafile=str(certfile))
+            ready = _wait_ready(f"https://127.0.0.1:{port}/readyz", process, context=context)
+            assert ready["status"] == "ready"
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/", timeout=10, context=context) as page:
+                assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+            with pytest.raises(OSError):  # plain HTTP on the TLS port gets no answer
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        finally:
+            process.terminate()
+            _, stderr = process.communicate(timeout=30)
+        assert b"at https://127.0.0.1" in stderr
+
+    def test_the_server_context_refuses_anything_older_than_tls_1_2(self, tmp_path: Path) -> None:
+        import ssl
+
+        from digitguard.web.server import TLSFiles, tls_context
+
+        context = tls_context(TLSFiles(*write_self_signed(tmp_path)))
+        assert context.minimum_version is ssl.TLSVersion.TLSv1_2
+
+    def test_a_key_that_is_not_the_certificate_s_is_refused_before_listening(
+        self, test_model_dir: Path, trusted_key: KeyPair, tmp_path: Path
+    ) -> None:
+        certfile, _ = write_self_signed(tmp_path, "one")
+        _, other_key = write_self_signed(tmp_path, "two")
+        port = free_port()
+        result = subprocess.run(
+            serve_command(
+                "--model", str(test_model_dir), "--trust", str(trusted_key.trust_dir), "--port", str(port),
+                "--certfile", str(certfile), "--keyfile", str(other_key),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 2
+        assert result.stderr.startswith("error: cannot use certificate")
+        assert "Traceback" not in result.stderr
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+    def test_a_certificate_without_its_key_is_a_usage_error(self, tmp_path: Path) -> None:
+        certfile, _ = write_self_signed(tmp_path)
+        result = subprocess.run(
+            serve_command("--certfile", str(certfile)), capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2
+        assert "--certfile and --keyfile go together" in result.stderr

@@ -115,8 +115,8 @@ def evaluate_attack(
     name, norm, settings = "", "", {}
     for eps in (check_epsilon(eps) for eps in epsilons):
         attack = attack_for(eps)
-        name, norm, settings = attack.name, attack.norm, attack.settings()
         result, adversarial = _measure(attack, images, labels, clean_correct, batch_size, clock)
+        name, norm, settings = attack.name, attack.norm, attack.settings()  # after: may hold counts
         results.append(result)
         adversarial_shown.append(adversarial[shown])
         predictions_shown.append(predict(model, adversarial[shown], batch_size))

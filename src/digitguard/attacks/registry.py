@@ -8,7 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from digitguard.attacks.art_attacks import ArtFGSM, ArtPGD, AutoAttackLinf, CarliniWagnerLinf
+from digitguard.attacks.art_attacks import (
+    ArtDefaultAutoAttackLinf,
+    ArtFGSM,
+    ArtPGD,
+    AutoAttackLinf,
+    CarliniWagnerLinf,
+)
 from digitguard.attacks.base import Attack
 from digitguard.attacks.fgsm import FGSM
 from digitguard.attacks.pgd import PGD
@@ -56,6 +62,11 @@ def _autoattack(model: nn.Module, options: AttackOptions) -> AttackForEpsilon:
     return lambda eps: AutoAttackLinf(model, eps, seed=options.seed, batch_size=options.batch_size)
 
 
+def _autoattack_art(model: nn.Module, options: AttackOptions) -> AttackForEpsilon:
+    _refuse_iterations("autoattack-art", options)
+    return lambda eps: ArtDefaultAutoAttackLinf(model, eps, seed=options.seed, batch_size=options.batch_size)
+
+
 def _refuse_iterations(name: str, options: AttackOptions) -> None:
     if options.steps is not None or options.restarts is not None or not options.random_start:
         raise AttackError(f"--steps, --restarts and --no-random-start apply to pgd, not to {name}")
@@ -66,10 +77,17 @@ ATTACKS: dict[str, Callable[[nn.Module, AttackOptions], AttackForEpsilon]] = {
     "pgd": _pgd,
     "cw": _cw,
     "autoattack": _autoattack,
+    "autoattack-art": _autoattack_art,
 }
 
 # Images attacked when the caller does not say: the whole test set where that is cheap.
-DEFAULT_SAMPLES: dict[str, int | None] = {"fgsm": None, "pgd": None, "cw": 100, "autoattack": 100}
+DEFAULT_SAMPLES: dict[str, int | None] = {
+    "fgsm": None,
+    "pgd": None,
+    "cw": 100,
+    "autoattack": 100,
+    "autoattack-art": 100,
+}
 
 
 def attack_for(name: str, model: nn.Module, options: AttackOptions) -> AttackForEpsilon:

@@ -574,12 +574,14 @@ CONTROLS = (
     Control(
         "tls",
         "TLS with HSTS and Secure cookies",
-        "DIGITGUARD_TLS=true (behind a TLS-terminating proxy): HSTS on every response, Secure cookies.",
+        "`digitguard serve --certfile --keyfile` (TLS 1.2+ in gunicorn), or DIGITGUARD_TLS=true behind "
+        "a TLS-terminating proxy: HSTS on every response, Secure cookies.",
         (
             tests(
                 "tests/web/test_hardening.py::TestHeaders::test_hsts_only_behind_tls",
                 "tests/web/test_access.py::TestBrowserSessions::test_the_cookie_is_secure_behind_tls",
-                covers=(WEB + "security.py",),
+                "tests/web/test_serve.py::TestTLS",
+                covers=(WEB + "security.py", WEB + "server.py"),
             ),
             setting("TLS enabled", "TLS", "true"),
         ),
@@ -1004,11 +1006,19 @@ CONTROLS = (
         "Every installed distribution pinned with a hash and free of known vulnerabilities.",
         (
             ResultEvidence(
-                "unpinned or vulnerable dependencies = 0",
+                "unpinned or vulnerable dependencies = 0 (`digitguard supply-chain audit --osv`)",
                 ("reports/supply-chain/dependencies.json",),
                 "findings",
                 Condition("==", 0),
+                match={"kind": "supply-chain-audit"},
                 bound_to_model=False,
+                bound_to_sources=("requirements.lock",),
+            ),
+            tests(
+                "tests/supplychain/test_lock.py",
+                "tests/supplychain/test_audit.py",
+                "tests/supplychain/test_advisories.py",
+                covers=("src/digitguard/supplychain/audit.py", "src/digitguard/supplychain/lock.py"),
             ),
         ),
         reduces_likelihood=1,

@@ -97,6 +97,8 @@ class ResultEvidence:
     condition: Condition
     match: Mapping[str, object] = field(default_factory=dict)  # top-level fields a file must have
     bound_to_model: bool = True  # measured on the served model (model_sha256 must match)
+    # Files the result was measured against: its "sources" must record their SHA-256 as they are now.
+    bound_to_sources: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -166,6 +168,7 @@ def gather(
     else:
         junit = parse_report(junit_path)
     covered = {f for e in all_evidence if isinstance(e, TestEvidence) for f in e.files()}
+    covered |= {f for e in all_evidence if isinstance(e, ResultEvidence) for f in e.bound_to_sources}
     sources = {f: fingerprint(root / f) if (root / f).is_file() else None for f in sorted(covered)}
     globs = {g for e in all_evidence if isinstance(e, ResultEvidence) for g in e.files}
     results = {g: tuple(_read_result(root, p) for p in sorted(root.glob(g)) if p.is_file()) for g in globs}
@@ -251,6 +254,15 @@ def _judge_result(evidence: ResultEvidence, seen: Observations) -> Verdict:
                 f"not the served {str(seen.model_sha256)[:12]}…",
             )
         candidates = served
+    if evidence.bound_to_sources:
+        current = [f for f in candidates if _sources_unchanged(f.document, evidence.bound_to_sources, seen)]
+        if not current:
+            return Verdict(
+                State.STALE,
+                f"{', '.join(f.path for f in candidates)} measured against another "
+                f"{', '.join(evidence.bound_to_sources)} than the one there now",
+            )
+        candidates = current
     file = candidates[-1]
     try:
         value = metric_value(file.document, evidence.metric)
@@ -260,6 +272,13 @@ def _judge_result(evidence: ResultEvidence, seen: Observations) -> Verdict:
     return Verdict(
         state, f"{file.path}: {evidence.metric} = {value:g}, needs {evidence.condition}", f"{value:g}"
     )
+
+
+def _sources_unchanged(document: Any, paths: tuple[str, ...], seen: Observations) -> bool:
+    recorded = document.get("sources")
+    if not isinstance(recorded, dict):
+        return False
+    return all(seen.sources.get(p) is not None and recorded.get(p) == seen.sources.get(p) for p in paths)
 
 
 def _matches(document: Any, match: Mapping[str, object]) -> bool:

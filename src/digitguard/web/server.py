@@ -8,6 +8,9 @@ workers do not fight over the cores.
 
 from __future__ import annotations
 
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gunicorn.config
@@ -33,6 +36,40 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
+@dataclass(frozen=True)
+class TLSFiles:
+    """The PEM certificate chain and private key gunicorn terminates TLS with."""
+
+    certfile: Path
+    keyfile: Path
+
+
+def tls_context(files: TLSFiles) -> ssl.SSLContext:
+    """A server context that only speaks TLS 1.2 or later, with ``files`` loaded.
+
+    Called before any socket is opened (a certificate that does not match its key, or an
+    unreadable file, is a :class:`~digitguard.errors.TLSConfigError`) and again in gunicorn.
+    """
+    from digitguard.errors import TLSConfigError
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certfile=str(files.certfile), keyfile=str(files.keyfile))
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSConfigError(
+            f"cannot use certificate {files.certfile} with key {files.keyfile}: {exc}"
+        ) from None
+    return context
+
+
+def _ssl_context(files: TLSFiles):
+    def hook(_config: Any, _default_factory: Any) -> ssl.SSLContext:
+        return tls_context(files)
+
+    return hook
+
+
 def _post_fork(threads: int):
     # Database connections opened in the master are not shared: every engine starts a forked
     # child with an empty pool (digitguard.db).
@@ -54,8 +91,9 @@ def run(
     threads: int = 1,
     torch_threads: int = 1,
     access_log: str | None = None,
+    tls: TLSFiles | None = None,
 ) -> None:
-    options = {
+    options: dict[str, Any] = {
         "bind": f"{host}:{port}",
         "workers": workers,
         # Sync workers give the best throughput here (docs/benchmarks.md); slow request bodies are
@@ -76,4 +114,11 @@ def run(
         # Its runtime control socket (worker counts, shutdown) is not needed, and the default
         # path is one per user: replicas on one host would take it over from each other.
         options["control_socket_disable"] = True
+    if tls is not None:
+        tls_context(tls)  # refuse a bad certificate or key before any socket is opened
+        options |= {
+            "certfile": str(tls.certfile),
+            "keyfile": str(tls.keyfile),
+            "ssl_context": _ssl_context(tls),
+        }
     _Gunicorn(app, options).run()
