@@ -58,13 +58,14 @@ supply-chain-audit: setup
 # Re-resolve pyproject.toml's dependencies in a scratch environment and rewrite requirements.lock
 # from the archives pip downloads (then `make clean setup` to install from it).
 LOCK_WORK ?= instance/relock
+LOCK_OUT ?= requirements.lock
 relock:
 	rm -rf $(LOCK_WORK) && $(PYTHON) -m venv $(LOCK_WORK)/venv
 	$(LOCK_WORK)/venv/bin/pip install --quiet --upgrade pip hatchling
 	$(LOCK_WORK)/venv/bin/pip install --quiet torch==2.13.0 -e '.[dev]'
 	$(LOCK_WORK)/venv/bin/pip freeze --all --exclude-editable > $(LOCK_WORK)/frozen.txt
 	$(LOCK_WORK)/venv/bin/pip download --quiet --no-deps -d $(LOCK_WORK)/archives -r $(LOCK_WORK)/frozen.txt
-	$(LOCK_WORK)/venv/bin/digitguard supply-chain lock --wheels $(LOCK_WORK)/archives --out requirements.lock
+	$(LOCK_WORK)/venv/bin/digitguard supply-chain lock --wheels $(LOCK_WORK)/archives --out $(LOCK_OUT)
 
 # Fails when the threat model regresses against docs/threat-baseline.json (docs/threat-model.md);
 # `digitguard threats check` without --baseline is the strict check, which still fails today.

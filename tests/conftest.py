@@ -93,3 +93,16 @@ def mnist_test_digits() -> tuple[np.ndarray, np.ndarray]:
         pytest.skip(f"the MNIST copy is not at {SHARED_MNIST}")
     test = mnist.load(SHARED_MNIST).test
     return test.images.astype(np.float32) / 255.0, test.labels.astype(int)
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``digitguard ARGS`` in process, as the console script runs it: (exit status, stdout, stderr)."""
+    from digitguard.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from digitguard.cli import main
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_cli
 
 BASIC = REPO_ROOT / "models" / "basic"
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_cli
 
 
 def png_size(path: Path) -> tuple[int, int]:

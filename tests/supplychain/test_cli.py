@@ -7,20 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from digitguard.cli import main
 from digitguard.supplychain.environment import installed_distributions
 from digitguard.supplychain.lock import parse_lock
+from tests.conftest import run_cli
 from tests.supplychain.test_advisories import record
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    code, out, err = run_cli(args, capsys)
+    return code, out + err
 
 
 def write_wheel(directory: Path, name: str, version: str, content: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -188,6 +189,9 @@ def _ddp_rank(rank: int, init_file: str, out_dir: str) -> None:
     from digitguard.training.distributed import Cluster
     from digitguard.training.loop import train_epoch
 
+    # Both ranks on loopback: gloo otherwise picks the interface the hostname resolves to, one
+    # suspect for the rare hung rendezvous below.
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     model = tiny_model()
     trained = Cluster(rank, 2).wrap(model)
