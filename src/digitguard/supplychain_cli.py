@@ -82,13 +82,18 @@ def audit_command(
     lock_path: Path, osv_path: Path | None, out: Path | None, exit_zero: bool, as_json: bool
 ) -> None:
     """Compare the running environment with the lock and with known vulnerabilities."""
+    from digitguard.errors import LockFileError
     from digitguard.supplychain.advisories import load_database
     from digitguard.supplychain.audit import audit
     from digitguard.supplychain.environment import installed_distributions
     from digitguard.supplychain.lock import parse_lock
 
     lock_bytes = lock_path.read_bytes()
-    lock = parse_lock(lock_bytes.decode("utf-8", errors="strict"))
+    try:
+        lock_text = lock_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise LockFileError(f"{lock_path}: not UTF-8 text") from None
+    lock = parse_lock(lock_text)
     database = load_database(osv_path) if osv_path is not None else None
     now = dt.datetime.now(dt.UTC)
     result = audit(installed_distributions(), lock, database, now=now)

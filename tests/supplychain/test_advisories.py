@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from digitguard.errors import AdvisoryDataError
 from digitguard.supplychain.advisories import MAX_RECORD_BYTES, build_database, load_database
@@ -120,3 +123,32 @@ def test_a_file_that_is_neither_zip_nor_directory_is_refused(tmp_path: Path) -> 
     (tmp_path / "osv.json").write_text("{}")
     with pytest.raises(AdvisoryDataError, match="neither a directory"):
         load_database(tmp_path / "osv.json")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+FIELDS = st.fixed_dictionaries(
+    {"id": st.just("X"), "modified": st.just("2026-11-30T00:00:00Z")},
+    optional={"affected": JSON, "withdrawn": JSON, "aliases": JSON, "summary": JSON},
+)
+
+
+@given(st.one_of(JSON, FIELDS, FIELDS.map(lambda r: {**r, "affected": [{"package": {"ecosystem": "PyPI"}}]})))
+def test_any_json_is_read_or_refused_with_an_advisory_data_error(document) -> None:
+    with contextlib.suppress(AdvisoryDataError):
+        database_ = build_database("fuzz", [("x.json", json.dumps(document).encode())])
+        database_.affecting("x", "1.0")
+
+
+def test_a_damaged_zip_is_refused(tmp_path: Path) -> None:
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("GHSA-test.json", json.dumps(record(versions=["1.0"])) * 50)
+    data = bytearray(archive.read_bytes())
+    data[60:90] = b"\x00" * 30  # inside the compressed record
+    archive.write_bytes(bytes(data))
+    with pytest.raises(AdvisoryDataError):
+        load_database(archive)

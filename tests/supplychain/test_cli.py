@@ -81,3 +81,10 @@ def test_a_malformed_lock_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert code == 2
     assert "is not an exact pin" in output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_lock_that_is_not_text_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    lock = tmp_path / "requirements.lock"
+    lock.write_bytes(b"numpy==2.4.6 \xff\xfe\n")
+    code, output = run(audit_args(tmp_path, "--lock", str(lock)), capsys)
+    assert (code, "not UTF-8 text" in output, "Traceback" in output) == (2, True, False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -76,22 +77,33 @@ def build_database(source: str, documents: Iterable[tuple[str, bytes]]) -> Advis
         newest = modified if newest is None or modified > newest else newest
         if record.get("withdrawn"):
             continue
-        for package, advisory in _advisories(name, record):
-            by_package[package].append(advisory)
+        try:
+            for package, advisory in _advisories(name, record):
+                by_package[package].append(advisory)
+        except (AttributeError, TypeError, KeyError) as exc:  # a field of the wrong JSON type
+            raise AdvisoryDataError(f"{name}: not an OSV record ({type(exc).__name__}: {exc})") from None
     if count == 0:
         raise AdvisoryDataError(f"{source}: no OSV records")
     return AdvisoryDatabase(source, count, newest, {k: tuple(v) for k, v in by_package.items()})
 
 
 def _zip_members(path: Path) -> Iterator[tuple[str, bytes]]:
-    with zipfile.ZipFile(path) as archive:
-        for member in archive.infolist():
-            if member.is_dir() or not member.filename.endswith(".json"):
-                continue
-            if member.file_size > MAX_RECORD_BYTES:
-                raise AdvisoryDataError(f"{member.filename}: {member.file_size} bytes, over the record limit")
-            with archive.open(member) as stream:
-                yield member.filename, stream.read(MAX_RECORD_BYTES + 1)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if member.is_dir() or not member.filename.endswith(".json"):
+                    continue
+                if member.file_size > MAX_RECORD_BYTES:
+                    raise AdvisoryDataError(
+                        f"{member.filename}: {member.file_size} bytes, over the record limit"
+                    )
+                with archive.open(member) as stream:
+                    data = stream.read(MAX_RECORD_BYTES + 1)
+                if len(data) > MAX_RECORD_BYTES:  # the header understated the size
+                    raise AdvisoryDataError(f"{member.filename}: over the record limit")
+                yield member.filename, data
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise AdvisoryDataError(f"{path}: a damaged zip ({exc})") from None
 
 
 def _parse_record(name: str, raw: bytes) -> dict[str, Any]:
