@@ -61,7 +61,7 @@ LOCK_WORK ?= instance/relock
 LOCK_OUT ?= requirements.lock
 relock:
 	rm -rf $(LOCK_WORK) && $(PYTHON) -m venv $(LOCK_WORK)/venv
-	$(LOCK_WORK)/venv/bin/pip install --quiet --upgrade pip hatchling
+	$(LOCK_WORK)/venv/bin/pip install --quiet --upgrade pip hatchling editables  # the build backend, and what its editable build asks for
 	$(LOCK_WORK)/venv/bin/pip install --quiet torch==2.13.0 -e '.[dev]'
 	$(LOCK_WORK)/venv/bin/pip freeze --all --exclude-editable > $(LOCK_WORK)/frozen.txt
 	$(LOCK_WORK)/venv/bin/pip download --quiet --no-deps -d $(LOCK_WORK)/archives -r $(LOCK_WORK)/frozen.txt
