@@ -94,14 +94,15 @@ def audit_command(
     except UnicodeDecodeError:
         raise LockFileError(f"{lock_path}: not UTF-8 text") from None
     lock = parse_lock(lock_text)
+    lock_sha256 = hashlib.sha256(lock_bytes).hexdigest()
     database = load_database(osv_path) if osv_path is not None else None
     now = dt.datetime.now(dt.UTC)
     result = audit(installed_distributions(), lock, database, now=now)
     document = {
         "kind": "supply-chain-audit",
         **result.to_dict(),
-        "lock": {"path": str(lock_path), "sha256": hashlib.sha256(lock_bytes).hexdigest()},
-        "sources": {lock_path.as_posix(): hashlib.sha256(lock_bytes).hexdigest()},
+        "lock": {"path": str(lock_path), "sha256": lock_sha256},
+        "sources": {lock_path.as_posix(): lock_sha256},
         "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
         "created_at": now.isoformat(timespec="seconds"),
     }

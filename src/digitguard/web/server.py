@@ -47,8 +47,9 @@ class TLSFiles:
 def tls_context(files: TLSFiles) -> ssl.SSLContext:
     """A server context that only speaks TLS 1.2 or later, with ``files`` loaded.
 
-    Called before any socket is opened (a certificate that does not match its key, or an
-    unreadable file, is a :class:`~digitguard.errors.TLSConfigError`) and again in gunicorn.
+    ``digitguard serve`` calls it before the model is loaded (a certificate that does not match
+    its key, or an unreadable file, is a :class:`~digitguard.errors.TLSConfigError`), and
+    gunicorn's ``ssl_context`` hook calls it again to build the listening context.
     """
     from digitguard.errors import TLSConfigError
 
@@ -114,8 +115,7 @@ def run(
         # Its runtime control socket (worker counts, shutdown) is not needed, and the default
         # path is one per user: replicas on one host would take it over from each other.
         options["control_socket_disable"] = True
-    if tls is not None:
-        tls_context(tls)  # refuse a bad certificate or key before any socket is opened
+    if tls is not None:  # `digitguard serve` has already refused a bad pair, before loading the model
         options |= {
             "certfile": str(tls.certfile),
             "keyfile": str(tls.keyfile),
