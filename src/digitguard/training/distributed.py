@@ -31,11 +31,22 @@ class Cluster:
             return model
         return nn.parallel.DistributedDataParallel(model)
 
-    def leave(self) -> None:
-        """Wait for every process, then leave the group (no-op for a cluster of one)."""
-        if self.world_size > 1:
-            torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
+    def leave(self, trained: nn.Module) -> None:
+        """Wait for every process, then leave the group (no-op for a cluster of one).
+
+        ``trained`` is what :meth:`wrap` returned; it cannot train after this. Its DDP reducer is
+        released first, while the group is still registered. Otherwise the reducer can hold the
+        last reference to the gloo group, and the group's destructor then joins gloo's worker
+        threads while holding the GIL that a worker needs to free its last tensors: the process
+        hangs on its way out (pytorch/pytorch#56297; about one run in five of a two-process test
+        here, with the hung rank's native stack in ``~Reducer`` → ``~ProcessGroupGloo``).
+        """
+        if self.world_size == 1:
+            return
+        torch.distributed.barrier()
+        if isinstance(trained, nn.parallel.DistributedDataParallel):
+            del trained.reducer
+        torch.distributed.destroy_process_group()
 
 
 def join() -> Cluster:

@@ -183,7 +183,7 @@ def train_model(
         and stop.best_epoch != len(history) - 1
     ):
         model.load_state_dict(load_file(best_weights))  # safetensors this run wrote; never torch.load
-    cluster.leave()
+    cluster.leave(trained)
     if not cluster.is_writer:
         return TrainOutcome(request.out, None, start_epoch)
     privacy = None
