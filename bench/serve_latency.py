@@ -2,7 +2,8 @@
 
     python bench/serve_latency.py [--requests 2000] [--clients 2] [--workers 2]
 
-Starts both servers (gunicorn, 2 workers each, 1 torch thread per worker) on loopback — ours with
+Starts both servers (gunicorn, 2 workers each, 1 torch thread per worker) on loopback — ours as
+`digitguard serve` runs it by default (gthread workers, 4 threads; ``--threads 1``: sync), with
 every control on (API-key authentication, rate limits and quota, CSRF rules, concurrency slots,
 inference budget, security headers, metrics; only the limits' values are raised) — sends
 the same canvas-sized PNG drawing to each from persistent connections, alternating the two
@@ -91,6 +92,13 @@ def load(
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
+def serve_default_threads() -> int:
+    """``digitguard serve``'s own default, so that the benchmark measures what is served."""
+    from digitguard.cli import serve
+
+    return next(int(option.default) for option in serve.params if option.name == "threads")
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
@@ -103,7 +111,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="serve --threads (>1: gthread workers)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=serve_default_threads(),
+        help="serve --threads (default: serve's own; 1: sync workers, >1: gthread workers)",
+    )
     parser.add_argument(
         "--audit-sqlite-synchronous",
         choices=["FULL", "NORMAL"],
@@ -183,7 +196,8 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=30)
     print(
-        f"{args.requests} requests per server, {args.clients} clients, gunicorn {args.workers} workers, "
+        f"{args.requests} requests per server, {args.clients} clients, gunicorn {args.workers} "
+        f"{'sync workers' if args.threads == 1 else f'gthread workers x {args.threads} threads'}, "
         f"audit trail synchronous={args.audit_sqlite_synchronous}, adversarial detector {args.detector}"
     )
     print(f"{'server':<12}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}")
