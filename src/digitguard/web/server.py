@@ -99,7 +99,7 @@ def run(
         "workers": workers,
         # `digitguard serve` defaults to gthread (--threads 4): a client that is slow to send its
         # headers then holds one thread, not a whole worker (a sync worker waits up to `timeout`).
-        # Sync workers (threads=1) answer 10-15% more requests a second (docs/benchmarks.md).
+        # Sync workers (threads=1) answered 6-17% more requests a second (docs/benchmarks.md).
         # Slow request bodies are cut off by the app's BODY_READ_TIMEOUT_S either way.
         "worker_class": "gthread" if threads > 1 else "sync",
         "threads": threads,
