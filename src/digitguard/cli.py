@@ -126,7 +126,19 @@ def data_verify(data_dir: Path | None) -> None:
 )
 @click.option("--seed", type=int, default=None)
 @click.option("--validation-size", type=click.IntRange(min=0), default=None)
-@click.option("--augment/--no-augment", default=None, help="Random affine augmentation (default on).")
+@click.option("--augment/--no-augment", default=None, help="Data augmentation (default on).")
+@click.option(
+    "--augment-style",
+    type=click.Choice(["affine", "drawing"]),
+    default=None,
+    help="affine: small random moves; drawing: half of each batch re-drawn as people draw (affine).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default=None,
+    help="Training arithmetic: fp32, or bf16 CPU autocast (about 2x faster; weights stay fp32) (fp32).",
+)
 @click.option(
     "--limit",
     "train_limit",

@@ -9,6 +9,7 @@ caller's generator, so a seeded run is reproducible.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -34,3 +35,21 @@ def random_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Ten
     )  # (b, 2, 3)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+
+
+def drawing_or_affine(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Half of the batch (drawn at random) re-drawn as people draw (:mod:`digitguard.data.drawing`),
+    the other half moved by :func:`random_affine`: the model learns drawings without forgetting MNIST."""
+    from digitguard.data.drawing import render
+
+    drawn = torch.rand(len(images), generator=generator) < 0.5
+    out = random_affine(images, generator)
+    if bool(drawn.any()):
+        out[drawn] = render(images[drawn], generator)
+    return out
+
+
+AUGMENTATIONS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+    "affine": random_affine,
+    "drawing": drawing_or_affine,
+}

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from digitguard.models.architectures import build_model
-from digitguard.training import adversarial, private
+from digitguard.training import adversarial, precision, private
 from digitguard.training.config import TrainConfig
 from digitguard.training.loop import one_cycle_lr, train_epoch
 
@@ -48,7 +48,7 @@ def fit(
     adversary = config.adversarial_settings()
     for epoch in range(config.epochs):
         train_epoch(
-            model,
+            precision.for_training(model, config.precision),
             optimizer,
             images,
             labels,
@@ -56,6 +56,7 @@ def fit(
             seed=config.seed,
             batch_size=config.batch_size,
             augment=config.augment,
+            augment_style=config.augment_style,
             lr_at=lambda step: one_cycle_lr(step, total_steps, config.learning_rate, config.warmup_fraction),
             objective=None if adversary is None else adversarial.objective(adversary, epoch),
         )

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from digitguard.training.augment import random_affine
+from digitguard.training.augment import AUGMENTATIONS
 
 Progress = Callable[[Iterable[int], int], Iterable[int]]
 # (model, images in [0, 1], labels, generator) → (loss to minimise, logits for accuracy)
@@ -65,6 +65,7 @@ def train_epoch(
     seed: int,
     batch_size: int,
     augment: bool = False,
+    augment_style: str = "affine",
     lr_at: Callable[[int], float] | None = None,
     progress: Progress = no_progress,
     objective: Objective | None = None,
@@ -93,7 +94,7 @@ def train_epoch(
         index = order[step * batch_size : (step + 1) * batch_size][rank::world_size]
         x, y = to_model_input(images[index]), labels[index]
         if augment:
-            x = random_affine(x, draws)
+            x = AUGMENTATIONS[augment_style](x, draws)
         if objective is None:
             logits = model(x)
             loss = F.cross_entropy(logits, y)

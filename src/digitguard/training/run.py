@@ -29,7 +29,7 @@ from digitguard.errors import TrainingError
 from digitguard.models.architectures import build_model, parameter_count
 from digitguard.models.artifact import write_signed_artifact
 from digitguard.models.manifest import ModelManifest
-from digitguard.training import adversarial, distributed, private
+from digitguard.training import adversarial, distributed, precision, private
 from digitguard.training.checkpoint import CheckpointState, checkpoint_path, load_checkpoint, save_checkpoint
 from digitguard.training.config import TrainConfig
 from digitguard.training.loop import Progress, no_progress, one_cycle_lr, predict, train_epoch
@@ -142,7 +142,7 @@ def train_model(
             dp_run.train_epoch(epoch)
             if dp_run is not None
             else train_epoch(
-                trained,
+                precision.for_training(trained, config.precision),
                 optimizer,
                 splits.train_images,
                 splits.train_labels,
@@ -150,6 +150,7 @@ def train_model(
                 seed=config.seed,
                 batch_size=config.batch_size,
                 augment=config.augment,
+                augment_style=config.augment_style,
                 lr_at=lr_at,
                 progress=progress,
                 objective=None if adversary is None else adversarial.objective(adversary, epoch),
