@@ -2,10 +2,20 @@
 
 A :class:`Predictor` wraps a :class:`VerifiedModel` — it cannot be built from
 anything that skipped signature verification. ``predict`` returns a frozen
-:class:`Prediction`; the digit is ``None`` when the top probability is below
-the abstention threshold (the seeds list confidence thresholding as a missing
-control). ``explain`` gives Integrated Gradients attributions (Sundararajan et
-al., 2017) over the 28×28 input for the predicted class.
+:class:`Prediction`; the digit is ``None`` when the served decision abstains, and
+``reason`` says why, in the words the API, the page, the audit record and the review
+queue all use (:class:`Abstention`):
+
+- ``not_a_digit`` — the gate model (a second network with an 11th, "not a digit" class,
+  trained on synthetic non-digits: :mod:`digitguard.data.junk`) says it is not a digit;
+- ``models_disagree`` — the gate model reads another digit than the primary model: an answer
+  needs both (an adversarial example has to fool the robust primary *and* move the gate to the
+  same wrong digit);
+- ``low_confidence`` — the primary model's top probability is below the threshold;
+- ``flagged_adversarial`` / ``flagged_trigger`` — a detector fired.
+
+``explain`` gives Integrated Gradients attributions (Sundararajan et al., 2017) over the
+28×28 input for the predicted class.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -27,6 +38,32 @@ from digitguard.models.artifact import VerifiedModel
 
 DEFAULT_ABSTAIN_BELOW = 0.7
 IG_STEPS = 32
+GATE_CLASSES = 11  # ten digits and "not a digit"
+NOT_A_DIGIT_CLASS = 10
+
+
+class Abstention(StrEnum):
+    """Why the served decision gave no digit; checked in this order, the first that holds wins."""
+
+    FLAGGED_TRIGGER = "flagged_trigger"
+    FLAGGED_ADVERSARIAL = "flagged_adversarial"
+    NOT_A_DIGIT = "not_a_digit"
+    MODELS_DISAGREE = "models_disagree"
+    LOW_CONFIDENCE = "low_confidence"
+
+
+# What a person is told, on the page and in the review queue.
+ABSTENTION_TEXT = {
+    Abstention.FLAGGED_TRIGGER: "the drawing may carry a backdoor trigger",
+    Abstention.FLAGGED_ADVERSARIAL: "the drawing looks manipulated (adversarial-input detector)",
+    Abstention.NOT_A_DIGIT: "this doesn't look like a digit",
+    Abstention.MODELS_DISAGREE: "not sure: the two models read different digits",
+    Abstention.LOW_CONFIDENCE: "not sure: the model's confidence is below the threshold",
+}
+
+
+class GateModelError(ValueError):
+    """A gate model that cannot serve: it must have 11 outputs (ten digits, then "not a digit")."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +81,11 @@ class Prediction:
     # it passed the threshold — the input may carry a trigger; also an abstention.
     trigger_score: float | None = None
     flagged_trigger: bool = False
+    # Why the decision abstained (None when it answered); the gate model's reading when one serves.
+    reason: Abstention | None = None
+    gate_digit: int | None = None  # the gate's top class: 0–9, or 10 for "not a digit"
+    gate_not_digit: float | None = None  # the gate's probability of "not a digit"
+    gate_sha256: str | None = None
 
     @property
     def top_class(self) -> int:
@@ -87,6 +129,7 @@ class Predictor:
         detector: Calibration | None = None,
         members: Sequence[VerifiedModel] = (),
         trigger_detector: TriggerCalibration | None = None,
+        gate: VerifiedModel | None = None,
     ) -> None:
         if not 0.0 <= abstain_below <= 1.0:
             raise ValueError("abstain_below must be in [0, 1]")
@@ -104,6 +147,14 @@ class Predictor:
         self.model = Ensemble([primary, *map(_for_inference, self.members)]) if self.members else primary
         self.detector_model = primary
         self.abstain_below = abstain_below
+        self.gate = gate
+        self.gate_model = _for_inference(gate) if gate is not None else None
+        if self.gate_model is not None:
+            outputs = self.gate_model(torch.zeros(1, 1, 28, 28)).shape[1]
+            if outputs != GATE_CLASSES:
+                raise GateModelError(
+                    f"a gate model needs {GATE_CLASSES} outputs (digits, then not-a-digit), not {outputs}"
+                )
 
     @property
     def model_sha256(self) -> str:
@@ -136,7 +187,16 @@ class Predictor:
             and self.trigger_detector.flags(screened.trigger)
         )
         confidence = float(probabilities.max())
-        abstained = confidence < self.abstain_below or flagged or trigger_flagged
+        gate = self._gate_reading(x)
+        reason = abstention_reason(
+            top_class=int(probabilities.argmax()),
+            confidence=confidence,
+            abstain_below=self.abstain_below,
+            gate_top=gate.top if gate is not None else None,
+            flagged_adversarial=flagged,
+            flagged_trigger=trigger_flagged,
+        )
+        abstained = reason is not None
         return Prediction(
             digit=None if abstained else int(probabilities.argmax()),
             probabilities=tuple(probabilities.tolist()),
@@ -147,7 +207,18 @@ class Predictor:
             flagged_adversarial=flagged,
             trigger_score=screened.trigger,
             flagged_trigger=trigger_flagged,
+            reason=reason,
+            gate_digit=gate.top if gate is not None else None,
+            gate_not_digit=gate.not_digit if gate is not None else None,
+            gate_sha256=self.gate.weights_sha256 if self.gate is not None else None,
         )
+
+    def _gate_reading(self, x: torch.Tensor) -> _GateReading | None:
+        if self.gate_model is None:
+            return None
+        with torch.inference_mode():
+            probabilities = torch.softmax(self.gate_model(x), 1)[0]
+        return _GateReading(int(probabilities.argmax()), float(probabilities[NOT_A_DIGIT_CLASS]))
 
     def _screened_forward(self, x: torch.Tensor) -> _Screened:
         """One batch through the primary model: the input, its squeezed views when the adversarial
@@ -175,6 +246,35 @@ class Predictor:
         heat = attributions.detach()[0, 0].numpy()
         scale = float(np.abs(heat).max())
         return heat / scale if scale > 0 else heat
+
+
+def abstention_reason(
+    *,
+    top_class: int,
+    confidence: float,
+    abstain_below: float,
+    gate_top: int | None = None,
+    flagged_adversarial: bool = False,
+    flagged_trigger: bool = False,
+) -> Abstention | None:
+    """The served decision's rule: why it abstains, or None when it answers ``top_class``."""
+    if flagged_trigger:
+        return Abstention.FLAGGED_TRIGGER
+    if flagged_adversarial:
+        return Abstention.FLAGGED_ADVERSARIAL
+    if gate_top == NOT_A_DIGIT_CLASS:
+        return Abstention.NOT_A_DIGIT
+    if gate_top is not None and gate_top != top_class:
+        return Abstention.MODELS_DISAGREE
+    if confidence < abstain_below:
+        return Abstention.LOW_CONFIDENCE
+    return None
+
+
+@dataclass(frozen=True)
+class _GateReading:
+    top: int  # 0–9, or NOT_A_DIGIT_CLASS
+    not_digit: float
 
 
 @dataclass(frozen=True)
