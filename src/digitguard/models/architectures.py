@@ -45,9 +45,12 @@ class SmallCNN(nn.Module):
     """The MNIST network of TRADES (Zhang et al., ICML 2019, arXiv:1901.08573) and of most MNIST
     robustness leaderboards: four 3×3 convolutions (32, 32, 64, 64), two max-poolings and two
     dense layers of 200 — 312,202 parameters, no dropout (dropout makes the attack inside
-    adversarial training noisier, not the model more robust). Input ``(b, 1, 28, 28)`` in [0, 1]."""
+    adversarial training noisier, not the model more robust). Input ``(b, 1, 28, 28)`` in [0, 1].
 
-    def __init__(self) -> None:
+    ``classes=11`` is the served decision's gate (``small-cnn-gate``): ten digits and a last
+    class, "not a digit", trained on synthetic non-digits (:mod:`digitguard.data.junk`)."""
+
+    def __init__(self, classes: int = 10) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(1, 32, kernel_size=3),  # (b, 32, 26, 26)
@@ -67,11 +70,15 @@ class SmallCNN(nn.Module):
             nn.ReLU(),
             nn.Linear(200, 200),
             nn.ReLU(),
-            nn.Linear(200, 10),
+            nn.Linear(200, classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+def small_cnn_gate() -> SmallCNN:
+    return SmallCNN(classes=11)
 
 
 SCATTER_CHANNELS = 81  # J = 2 scales, L = 8 orientations: 1 + J·L + L²·J·(J−1)/2 maps of 7×7
@@ -138,7 +145,10 @@ ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "seed-cnn": SeedCNN,
     "scatter-cnn": ScatterCNN,
     "small-cnn": SmallCNN,
+    "small-cnn-gate": small_cnn_gate,
 }
+# Architectures with an 11th output, "not a digit": the only ones a run with junk_fraction > 0 trains.
+NOT_A_DIGIT_ARCHITECTURES = frozenset({"small-cnn-gate"})
 DEFAULT_ARCHITECTURE = "seed-cnn"
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from digitguard.models.architectures import DEFAULT_ARCHITECTURE
+from digitguard.models.architectures import DEFAULT_ARCHITECTURE, NOT_A_DIGIT_ARCHITECTURES
 
 if TYPE_CHECKING:
     from digitguard.training.adversarial import AdversarialSettings
@@ -29,7 +29,7 @@ ADVERSARIAL_FIELDS = frozenset(
 AUGMENT_STYLES = ("affine", "drawing")
 PRECISIONS = ("fp32", "bf16")
 # Settings added later, left out of the record at their default so earlier runs' records still match.
-LATER_DEFAULTS = {"augment_style": "affine", "precision": "fp32"}
+LATER_DEFAULTS = {"augment_style": "affine", "precision": "fp32", "junk_fraction": 0.0}
 PRIVACY_FIELDS = frozenset({"dp", "target_epsilon", "target_delta", "max_grad_norm"})
 
 
@@ -50,6 +50,9 @@ class TrainConfig:
     # "bf16" trains under CPU autocast with bfloat16 and channels_last (about 2× faster here);
     # the weights stay float32 and the model is served and attacked in float32.
     precision: str = "fp32"
+    # Synthetic non-digits (digitguard.data.junk, training families only) added to the training set
+    # as class 10, this many per training digit: the served decision's gate model.
+    junk_fraction: float = 0.0
     train_limit: int | None = None  # use only the first N training images (quick runs, tests)
     # Adversarial training (digitguard.training.adversarial); None trains on clean images only.
     adversarial: str | None = None  # "fgsm-rs", "pgd" or "trades"
@@ -76,6 +79,13 @@ class TrainConfig:
             raise ValueError(f"augment_style must be one of {AUGMENT_STYLES}, not {self.augment_style!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        if not 0 <= self.junk_fraction <= 1:
+            raise ValueError("junk_fraction must be in [0, 1]")
+        if self.junk_fraction > 0 and self.architecture not in NOT_A_DIGIT_ARCHITECTURES:
+            raise ValueError(
+                f"junk_fraction needs an architecture with a not-a-digit class "
+                f"({', '.join(sorted(NOT_A_DIGIT_ARCHITECTURES))}), not {self.architecture!r}"
+            )
         if self.epochs < 1:
             raise ValueError("epochs must be at least 1")
         if self.batch_size < 1:

@@ -7,6 +7,7 @@ artifact atomically. It reports progress through callbacks and never prints.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import platform
 import shutil
@@ -85,6 +86,33 @@ def split_data(data: mnist.MnistData, config: TrainConfig) -> Splits:
     )
 
 
+JUNK_SEED_OFFSET = 7_919  # the junk pool's seed is the run's seed plus this: never the split's seed
+
+
+def with_junk(splits: Splits, config: TrainConfig) -> Splits:
+    """``splits`` with ``junk_fraction`` × (training digits) synthetic non-digits of the training
+    families added to the training set as class 10 (validation and test stay digits only)."""
+    if config.junk_fraction == 0:
+        return splits
+    from digitguard.data import junk
+    from digitguard.inference.predictor import NOT_A_DIGIT_CLASS
+
+    wanted = round(config.junk_fraction * len(splits.train_labels))
+    pool = junk.junk_inputs(
+        wanted,
+        config.seed + JUNK_SEED_OFFSET,
+        families=junk.TRAINING_FAMILIES,
+        digits_u8=splits.train_images.numpy(),
+    )
+    images = torch.from_numpy(np.rint(pool.images * 255.0).astype(np.uint8))
+    labels = torch.full((len(images),), NOT_A_DIGIT_CLASS, dtype=torch.int64)
+    return dataclasses.replace(
+        splits,
+        train_images=torch.cat([splits.train_images, images]),
+        train_labels=torch.cat([splits.train_labels, labels]),
+    )
+
+
 def recorded_splits(data: mnist.MnistData, training: dict[str, Any]) -> Splits:
     """The splits a finished run used, rebuilt from its manifest's ``training`` record
     (seed, validation size, image limit): what it trained on and what it held out."""
@@ -111,7 +139,7 @@ def train_model(
     commit = git_commit()  # the code that starts the run, not whatever HEAD is when it ends
     data = mnist.load(request.data_dir, allow_unverified=request.allow_unverified)
     dataset = derived.read_derived(request.data_dir, data.file_sha256)
-    splits = split_data(data, config)
+    splits = with_junk(split_data(data, config), config)
     torch.manual_seed(config.seed)
     model = build_model(config.architecture)
     if request.init_from is not None:
