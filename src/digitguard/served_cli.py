@@ -1,0 +1,244 @@
+"""``digitguard served evaluate``: the served decision measured on what users and attackers send.
+
+A thin adapter over :mod:`digitguard.evaluation.served`: it loads the verified models and the
+data, runs the chosen suites and writes one evidence file per suite (the models' hashes, the
+samples, every attack's settings and the command that produced it).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from digitguard.cli_options import data_dir_option, trust_option
+
+SUITES = ("clean", "drawing", "junk", "adversarial")
+DECISION_ATTACKS = ("autoattack-reference", "decision-pgd", "pgd", "autoattack")
+
+
+@click.group()
+def served() -> None:
+    """The served decision (primary model, gate, threshold) under evaluation."""
+
+
+@served.command("evaluate")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--gate", "gate_dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("--abstain-below", type=click.FloatRange(0, 1), default=0.7, show_default=True)
+@click.option(
+    "--suite", "suites", type=click.Choice(SUITES), multiple=True, help="Repeatable (default: all)."
+)
+@click.option(
+    "--first",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Test images for drawing and adversarial suites.",
+)
+@click.option("--junk-per-family", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--eps", type=click.FloatRange(0, 1, min_open=True), default=0.3, show_default=True)
+@click.option(
+    "--attacks",
+    default=",".join(DECISION_ATTACKS[:2]),
+    show_default=True,
+    help=f"Comma-separated, worst case per image over all: {', '.join(DECISION_ATTACKS)}.",
+)
+@click.option(
+    "--targets", type=click.IntRange(1, 9), default=9, show_default=True, help="decision-pgd's targets."
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=100, show_default=True, help="decision-pgd's steps."
+)
+@click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@data_dir_option
+@trust_option
+def evaluate(
+    model_dir: Path,
+    gate_dir: Path | None,
+    abstain_below: float,
+    suites: tuple[str, ...],
+    first: int,
+    junk_per_family: int,
+    eps: float,
+    attacks: str,
+    targets: int,
+    steps: int,
+    restarts: int,
+    seed: int,
+    out: Path,
+    data_dir: Path | None,
+    trust_dirs: tuple[Path, ...],
+) -> None:
+    """Measure the served decision: clean test digits, drawing styles, non-digits, attacks."""
+    import torch
+
+    from digitguard.models.artifact import load_verified
+
+    attack_names = _attack_names(attacks)
+    primary = load_verified(model_dir, list(trust_dirs))
+    gate = load_verified(gate_dir, list(trust_dirs)) if gate_dir is not None else None
+    from digitguard.inference.decision import ServedDecision
+
+    decision = ServedDecision(primary.model.eval(), gate.model.eval() if gate else None, abstain_below)
+    test_images, test_labels, train_digits = _test_data(data_dir)
+    header = {
+        "command": shlex.join(["digitguard", *sys.argv[1:]]),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": str(model_dir),
+        "model_sha256": primary.weights_sha256,
+        "gate": str(gate_dir) if gate_dir else None,
+        "gate_sha256": gate.weights_sha256 if gate else None,
+        "abstain_below": abstain_below,
+        "torch_threads": torch.get_num_threads(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for suite in suites or SUITES:
+        click.echo(f"suite {suite} …", err=True)
+        result = _SUITE_RUNNERS[suite](
+            decision,
+            test_images,
+            test_labels,
+            train_digits,
+            _Options(first, junk_per_family, eps, attack_names, targets, steps, restarts, seed),
+        )
+        path = out / f"served-{suite}.json"
+        path.write_text(json.dumps({**header, "suite": suite, **result}, indent=1, sort_keys=True) + "\n")
+        click.echo(f"{suite}: {json.dumps(result.get('summary', {}), sort_keys=True)}  → {path}")
+
+
+@dataclass(frozen=True)
+class _Options:
+    first: int
+    junk_per_family: int
+    eps: float
+    attacks: tuple[str, ...]
+    targets: int
+    steps: int
+    restarts: int
+    seed: int
+
+
+def _attack_names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in DECISION_ATTACKS]
+    if not names or unknown:
+        raise click.BadParameter(f"attacks must be among {', '.join(DECISION_ATTACKS)}; got {text!r}")
+    return names
+
+
+def _test_data(data_dir: Path | None):
+    import numpy as np
+    import torch
+
+    from digitguard.cli import default_data_dir
+    from digitguard.data import mnist
+    from digitguard.training.loop import to_model_input
+
+    data = mnist.load(data_dir or default_data_dir())
+    images = to_model_input(torch.from_numpy(data.test.images.copy()))
+    labels = torch.from_numpy(data.test.labels.astype(np.int64))
+    return images, labels, data.train.images
+
+
+def _clean(decision, images, labels, _train, _options) -> dict[str, Any]:
+    from digitguard.evaluation.served import outcomes
+
+    result = outcomes(decision, images, labels).to_dict()
+    return {"sample": f"MNIST test images 0–{len(labels) - 1}", "summary": result}
+
+
+def _drawing(decision, images, labels, _train, options: _Options) -> dict[str, Any]:
+    from digitguard.evaluation.served import drawing_styles, pooled
+
+    n = options.first
+    styles = drawing_styles(decision, images[:n], labels[:n], seed=options.seed)
+    return {
+        "sample": f"MNIST test images 0–{n - 1}, each drawn in every style, as canvas PNGs",
+        "summary": pooled(styles).to_dict(),
+        "styles": {name: result.to_dict() for name, result in styles.items()},
+    }
+
+
+def _junk(decision, _images, _labels, train_digits, options: _Options) -> dict[str, Any]:
+    from digitguard.data import junk
+    from digitguard.evaluation.served import from_pngs, refusals
+
+    families: dict[str, Any] = {}
+    for offset, family in enumerate(junk.FAMILIES):
+        samples = junk.junk_canvases(
+            options.junk_per_family, options.seed + 1000 + offset, families=(family,), digits_u8=train_digits
+        )
+        canvas = from_pngs([junk.canvas_png(sample.canvas) for sample in samples])
+        families[family] = {
+            **refusals(decision, canvas).to_dict(),
+            "held_out": family in junk.HELD_OUT_FAMILIES,
+        }
+    return {
+        "sample": f"{options.junk_per_family} canvases per non-digit family (seed {options.seed}), as PNGs",
+        "summary": _refusal_summary(families),
+        "families": families,
+    }
+
+
+def _refusal_summary(families: dict[str, Any]) -> dict[str, Any]:
+    def share(selected: list[dict[str, Any]]) -> float:
+        images = sum(f["images"] for f in selected)
+        return round(sum(f["refused"] for f in selected) / images, 6) if images else 0.0
+
+    values = list(families.values())
+    return {
+        "refused_rate": share(values),
+        "refused_rate_training_families": share([f for f in values if not f["held_out"]]),
+        "refused_rate_held_out_families": share([f for f in values if f["held_out"]]),
+        "images": sum(f["images"] for f in values),
+    }
+
+
+def _adversarial(decision, images, labels, _train, options: _Options) -> dict[str, Any]:
+    from digitguard.evaluation.served import worst_case
+
+    n = options.first
+    attacks = [_build_attack(name, decision, options) for name in options.attacks]
+
+    def progress(attack: str, done: int, total: int) -> None:
+        click.echo(f"  {attack}: {done}/{total}", err=True)
+
+    result = worst_case(decision, images[:n], labels[:n], range(n), attacks, progress=progress)
+    report = result.to_dict()
+    summary = {k: report[k] for k in ("images", "correct_or_abstained", "wilson_95", "per_attack")}
+    return {
+        "sample": f"MNIST test images 0–{n - 1}",
+        "eps": options.eps,
+        "norm": "Linf",
+        "summary": summary,
+        **{k: v for k, v in report.items() if k not in summary},
+    }
+
+
+def _build_attack(name: str, decision, options: _Options):
+    from digitguard.attacks.decision_pgd import DecisionTargetedPGD
+
+    if name == "decision-pgd":
+        return DecisionTargetedPGD(
+            decision,
+            options.eps,
+            steps=options.steps,
+            restarts=options.restarts,
+            targets=options.targets,
+            seed=options.seed,
+        )
+    from digitguard.attacks.registry import AttackOptions, attack_for
+
+    return attack_for(name, decision.primary, AttackOptions(seed=options.seed))(options.eps)
+
+
+_SUITE_RUNNERS = {"clean": _clean, "drawing": _drawing, "junk": _junk, "adversarial": _adversarial}
