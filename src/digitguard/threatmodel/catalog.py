@@ -787,64 +787,32 @@ CONTROLS = (
     # Measured evaluations: files the attack, defence and privacy tools write (docs/threat-model.md).
     Control(
         "robust-model",
-        "An adversarially robust model is served",
-        "AutoAttack (L∞, ε = 0.3) robust accuracy of the served model ≥ 93%.",
+        "An adversarially robust served decision",
+        "The served decision — a robust model (TRADES, ε = 0.3) whose answer a second model must share, "
+        "above a confidence threshold — keeps ≥ 90% of the first 1,000 test digits correct or abstained "
+        "at L∞ ε = 0.3, worst case per image over the authors' AutoAttack and an attack built for the "
+        "decision (`digitguard served evaluate --suite adversarial`).",
         (
             result(
-                "AutoAttack ε=0.3 robust accuracy ≥ 93%",
-                "robustness/autoattack-result.json",
-                "results[eps=0.3].robust_accuracy",
+                "served decision, ε=0.3, worst case per image: ≥ 90% correct or abstained",
+                "robustness/served/served-adversarial.json",
+                "summary.correct_or_abstained",
                 ">=",
-                0.93,
-                attack="autoattack",
+                0.90,
+                suite="adversarial",
+                eps=0.3,
+            ),
+            result(
+                "measured on at least the first 1,000 test digits",
+                "robustness/served/served-adversarial.json",
+                "summary.images",
+                ">=",
+                1000,
+                suite="adversarial",
+                eps=0.3,
             ),
         ),
         reduces_likelihood=2,
-    ),
-    Control(
-        "adversarial-detection",
-        "Adversarial inputs are detected",
-        "Feature squeezing (1-bit depth, 2×2 median) scores every prediction; a flagged input is an "
-        "abstention. Measured by `digitguard detector evaluate` on the served model, against PGD and "
-        "an adaptive attack that targets classifier and detector together.",
-        (
-            setting(
-                "the detector is not switched off",
-                "ADVERSARIAL_DETECTOR",
-                "one_of",
-                ("auto", "on"),
-                default="auto",
-            ),
-            result(
-                "adaptive attack ε=0.3: ≥ 95% classified correctly or flagged",
-                "robustness/detector-*/detector-result.json",
-                "attacks[attack=squeeze-aware-pgd].correct_or_flagged",
-                ">=",
-                0.95,
-            ),
-            result(
-                "PGD ε=0.3 examples that fool the model: ≥ 90% flagged",
-                "robustness/detector-*/detector-result.json",
-                "attacks[attack=pgd].flagged_of_fooled",
-                ">=",
-                0.9,
-            ),
-            result(
-                "false positives on clean test digits ≤ 5%",
-                "robustness/detector-*/detector-result.json",
-                "clean_test.flagged",
-                "<=",
-                0.05,
-            ),
-            tests(
-                "tests/web/test_detector.py::test_a_clean_digit_is_answered_and_an_adversarial_one_is_flagged",
-                "tests/web/test_detector.py::test_on_refuses_a_model_without_a_calibration",
-                "tests/defences/test_squeeze.py::TestOnTheShippedModel",
-                "tests/defences/test_adaptive.py::test_with_a_budget_that_allows_any_image_it_evades_the_detector",
-                covers=("src/digitguard/defences/squeeze.py", "src/digitguard/inference/predictor.py"),
-            ),
-        ),
-        reduces_likelihood=1,
     ),
     Control(
         "served-backdoor-check",
@@ -1064,7 +1032,9 @@ THREATS = (
         HIGH,
         ("AML.T0043.000", "AML.T0043.001", "AML.T0015"),
         ("ML01:2023",),
-        ("robust-model", "adversarial-detection", "input-validation", "abstention"),
+        # Feature squeezing is no longer part of the served default: an adaptive attack kept only 59.7%
+        # correct-or-flagged (issue 16); the robust decision is measured as served instead.
+        ("robust-model", "input-validation", "abstention"),
         seeds("001.S.adversarial", "001.S.adversarial.input"),
     ),
     Threat(
