@@ -47,9 +47,17 @@ def _v2_review_queue(connection: Connection) -> None:
     review_store.metadata.create_all(connection)
 
 
+def _v3_abstention_reason(connection: Connection) -> None:
+    # Step 2 creates the table from today's metadata, so a database created in this same run
+    # already has the column; only a version-2 database needs it added.
+    if "abstention_reason" not in {c["name"] for c in sa.inspect(connection).get_columns("review_items")}:
+        connection.exec_driver_sql("ALTER TABLE review_items ADD COLUMN abstention_reason VARCHAR(32)")
+
+
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "keys, sign-in lock-outs, model target, audit trail", _v1_initial),
     (2, "human review queue", _v2_review_queue),
+    (3, "why an abstained review item abstained (review_items.abstention_reason)", _v3_abstention_reason),
 ]
 LATEST = MIGRATIONS[-1][0]
 

@@ -100,6 +100,7 @@ def review_list(database_url: str | None, status: str, limit: int, as_json: bool
                 "request_id": sample.request_id,
                 "created_at": item.created_at,
                 "reason": sample.reason.value,
+                "abstention_reason": sample.abstention_code,
                 "status": item.status.value,
                 "digit": sample.digit,
                 "confidence": sample.confidence,

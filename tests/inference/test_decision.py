@@ -53,7 +53,9 @@ def gate_of(tmp_path: Path, key: KeyPair, primary: VerifiedModel) -> VerifiedMod
         gate.classifier[-1].bias[10] = 1.5 * bias[0]
     manifest = manifest_for(gate)
     manifest = type(manifest)(**{**manifest.__dict__, "architecture": "small-cnn-gate"})
-    return load_verified(write_signed_artifact(tmp_path / "gate", gate, manifest, key.private), [key.trust_dir])
+    return load_verified(
+        write_signed_artifact(tmp_path / "gate", gate, manifest, key.private), [key.trust_dir]
+    )
 
 
 def random_inputs() -> torch.Tensor:

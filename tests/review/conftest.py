@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from digitguard.inference.predictor import Abstention
 from digitguard.migrations import migrate
 from digitguard.review.queue import Reason, Sample, input_bytes
 from digitguard.review.store import ReviewStore
@@ -28,6 +29,7 @@ def a_sample(
     suggested_label: int | None = None,
     column: int = 14,
     model_sha256: str = "ab" * 32,
+    abstention_reason: Abstention | None = None,
 ) -> Sample:
     probabilities = tuple([0.1] * 10)
     return Sample(
@@ -39,6 +41,7 @@ def a_sample(
         probabilities=probabilities,
         confidence=0.1,
         suggested_label=suggested_label,
+        abstention_reason=abstention_reason,
     )
 
 

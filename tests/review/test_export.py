@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from digitguard.data.idx import read_pair
+from digitguard.inference.predictor import Abstention
 from digitguard.review import export
 from digitguard.review.export import IMAGES_FILE, LABELS_FILE, MANIFEST_FILE, ExportError, export_dataset
 from digitguard.review.queue import Decision, Reason, ReviewItem, as_grid
@@ -18,8 +19,15 @@ from tests.review.conftest import a_sample
 EXPORTED_AT = "2026-11-01T12:00:00.000000+00:00"
 
 
-def reviewed(item_id: int, label: int | None, *, column: int = 14, model: str = "ab" * 32) -> ReviewItem:
-    sample = a_sample(column=column, model_sha256=model)
+def reviewed(
+    item_id: int,
+    label: int | None,
+    *,
+    column: int = 14,
+    model: str = "ab" * 32,
+    why: Abstention | None = Abstention.LOW_CONFIDENCE,
+) -> ReviewItem:
+    sample = a_sample(column=column, model_sha256=model, abstention_reason=why)
     return ReviewItem(item_id, "t", sample, Decision(label, "key:reviewer", f"t{item_id}"))
 
 
@@ -32,7 +40,7 @@ def items() -> list[ReviewItem]:
     return [
         reviewed(1, 3, column=10),
         reviewed(2, None, column=11),  # "not a digit": never exported
-        reviewed(3, 7, column=12, model="cd" * 32),
+        reviewed(3, 7, column=12, model="cd" * 32, why=Abstention.NOT_A_DIGIT),
         flagged(4, 5),
         reviewed(5, 3, column=16),
     ]
@@ -66,6 +74,9 @@ class TestExport:
         first = manifest["samples"][0]
         assert first["reviewer"] == "key:reviewer" and first["item_id"] == 1 and first["label"] == 3
         assert first["input_sha256"] == items[0].sample.input_sha256
+        assert [entry["reason"] for entry in manifest["samples"]] == ["abstained"] * 3
+        reasons = [entry["abstention_reason"] for entry in manifest["samples"]]
+        assert reasons == ["low_confidence", "not_a_digit", "low_confidence"]
 
     def test_unreviewed_flags_only_on_request_and_marked_as_user_labels(self, items, tmp_path: Path) -> None:
         export_dataset(items, tmp_path / "all", exported_at=EXPORTED_AT, include_flagged_unreviewed=True)
@@ -74,6 +85,7 @@ class TestExport:
         manifest = json.loads((tmp_path / "all" / MANIFEST_FILE).read_text())
         assert manifest["include_flagged_unreviewed"] is True
         assert manifest["samples"][2]["label_source"] == "user" and manifest["samples"][2]["reviewer"] is None
+        assert manifest["samples"][2]["abstention_reason"] is None  # a flag: the model answered
         assert manifest["label_sources"] == {"reviewer": 3, "user": 1}
 
     def test_a_flag_without_a_suggested_label_is_never_exported(self, tmp_path: Path) -> None:

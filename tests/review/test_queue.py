@@ -8,6 +8,7 @@ from dataclasses import FrozenInstanceError, replace
 import numpy as np
 import pytest
 
+from digitguard.inference.predictor import ABSTENTION_TEXT, Abstention
 from digitguard.review.queue import (
     NOT_A_DIGIT,
     Decision,
@@ -17,6 +18,7 @@ from digitguard.review.queue import (
     Status,
     as_grid,
     input_bytes,
+    parse_abstention,
     parse_label,
     parse_suggestion,
 )
@@ -84,6 +86,12 @@ class TestSample:
             ({"reason": Reason.FLAGGED, "digit": 12}, "digit 0-9"),
             ({"suggested_label": 3}, "only a flagged sample"),
             ({"reason": Reason.FLAGGED, "suggested_label": 11}, "suggested label is a digit"),
+            (
+                {"reason": Reason.FLAGGED, "digit": 1, "abstention_reason": Abstention.LOW_CONFIDENCE},
+                "only an abstained sample carries an abstention reason",
+            ),
+            ({"abstention_reason": "nothing_drawn"}, "an abstention reason is one of"),
+            ({"abstention_reason": 3}, "an abstention reason is one of"),
         ],
     )
     def test_a_broken_rule_is_refused_by_name(self, changes: dict, rule: str) -> None:
@@ -91,6 +99,15 @@ class TestSample:
             InvalidSampleError if "suggested label" not in rule else InvalidLabelError, match=rule
         ):
             replace(a_sample(), **changes)
+
+    @pytest.mark.parametrize("reason", list(Abstention))
+    def test_an_abstention_keeps_its_reason_in_the_words_the_page_uses(self, reason: Abstention) -> None:
+        sample = a_sample(abstention_reason=reason)
+        assert sample.abstention_code == reason.value and sample.abstention_text == ABSTENTION_TEXT[reason]
+        assert parse_abstention(reason.value) is reason
+
+    def test_a_sample_without_a_reason_has_no_text(self) -> None:
+        assert a_sample().abstention_code is None and a_sample().abstention_text is None
 
     def test_the_input_hash_is_sha256_of_the_784_bytes(self) -> None:
         import hashlib

@@ -1,19 +1,22 @@
-"""The review_items table (migration 2), SQLite and PostgreSQL: one entry per prediction, final decisions."""
+"""review_items (migrations 2 and 3), SQLite and PostgreSQL: one entry per prediction, final decisions."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from digitguard.inference.predictor import Abstention
 from digitguard.migrations import LATEST, MIGRATIONS, current_version, migrate, schema_version
 from digitguard.review import store as review_store
 from digitguard.review.queue import (
     AlreadyQueuedError,
     AlreadyReviewedError,
     Decision,
+    InvalidSampleError,
     Reason,
     ReviewStoreError,
     Status,
@@ -29,6 +32,19 @@ class TestQueue:
         item = store.enqueue(sample)
         assert item.sample == sample and item.status == Status.PENDING and item.decision is None
         assert store.get(item.id) == item and store.find(sample.request_id) == item
+
+    @pytest.mark.parametrize("reason", [*Abstention, None])
+    def test_an_abstention_comes_back_with_its_reason(self, store: ReviewStore, reason) -> None:
+        item = store.enqueue(a_sample(abstention_reason=reason))
+        assert item.sample.abstention_reason == reason and store.get(item.id) == item
+        assert item.sample.abstention_reason is None or isinstance(item.sample.abstention_reason, Abstention)
+
+    def test_an_unknown_stored_reason_is_refused_when_read(self, store: ReviewStore) -> None:
+        item = store.enqueue(a_sample(abstention_reason=Abstention.NOT_A_DIGIT))
+        with store.engine.begin() as connection:
+            connection.execute(review_store.review_items.update().values(abstention_reason="because"))
+        with pytest.raises(InvalidSampleError, match="an abstention reason is one of"):
+            store.get(item.id)
 
     def test_one_entry_per_request_id(self, store: ReviewStore) -> None:
         sample = a_sample()
@@ -123,12 +139,46 @@ class TestMigration:
                 "INSERT INTO api_keys VALUES ('0123456789ab', 'ops', 'admin', 'h', '2026-01-01', NULL)"
             )
         assert "review_items" not in sa.inspect(engine).get_table_names()
-        assert migrate(engine) == LATEST == 2
+        assert migrate(engine) == LATEST
         assert "review_items" in sa.inspect(engine).get_table_names()
         with engine.begin() as connection:
-            assert current_version(connection) == 2
+            assert current_version(connection) == LATEST
             assert connection.exec_driver_sql("SELECT name FROM api_keys").scalar() == "ops"
         assert ReviewStore(engine).enqueue(a_sample()).id == 1
+
+    def test_a_version_2_queue_gains_the_abstention_reason_keeping_its_items(self, audit_url: str) -> None:
+        engine = sa.create_engine(audit_url)
+        with engine.begin() as connection:  # a database as digitguard 2-schema releases left it
+            for _number, _description, step in MIGRATIONS[:2]:
+                step(connection)
+            connection.exec_driver_sql("ALTER TABLE review_items DROP COLUMN abstention_reason")
+            schema_version.create(connection)
+            connection.execute(schema_version.insert().values(id=1, version=2))
+        old = a_sample()
+        with engine.begin() as connection:
+            connection.execute(
+                review_store.review_items.insert().values(
+                    request_id=old.request_id,
+                    created_at="2026-01-01",
+                    reason="abstained",
+                    input=old.input,
+                    input_sha256=old.input_sha256,
+                    model_sha256=old.model_sha256,
+                    probabilities=json.dumps(list(old.probabilities)),
+                    confidence=old.confidence,
+                    status="pending",
+                )
+            )
+        assert migrate(engine) == LATEST == 3
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("review_items")}
+        assert "abstention_reason" in columns
+        store = ReviewStore(engine)
+        [kept] = store.items()
+        assert kept.sample == old and kept.sample.abstention_reason is None
+        new = store.enqueue(a_sample(abstention_reason=Abstention.MODELS_DISAGREE))
+        assert store.get(new.id).sample.abstention_reason == Abstention.MODELS_DISAGREE
+        assert migrate(engine) == LATEST  # idempotent
+        engine.dispose()
 
     def test_an_unreadable_queue_is_a_review_store_error(self, tmp_path: Path) -> None:
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,31 @@ def test_model_dir(tmp_path_factory: pytest.TempPathFactory, trusted_key: KeyPai
     model = build_model("seed-cnn")
     out = tmp_path_factory.mktemp("served") / "model"
     return write_signed_artifact(out, model, manifest_for(model), trusted_key.private)
+
+
+GATE_ARCHITECTURE = "small-cnn-gate"
+
+
+@pytest.fixture(scope="session")
+def gate_model_dir(tmp_path_factory: pytest.TempPathFactory, trusted_key: KeyPair) -> Callable[[int], Path]:
+    """``gate_model_dir(top)``: a signed 11-output gate whose top class is ``top`` for every input
+    (10: "not a digit"), so a test decides what the gate reads."""
+    built: dict[int, Path] = {}
+
+    def make(top: int) -> Path:
+        if top not in built:
+            torch.manual_seed(0)
+            model = build_model(GATE_ARCHITECTURE)
+            last = model.classifier[-1]
+            with torch.no_grad():  # whatever the features, the logits are the bias: 10 for ``top``
+                last.weight.zero_()
+                last.bias.copy_(torch.nn.functional.one_hot(torch.tensor(top), 11).float() * 10.0)
+            out = tmp_path_factory.mktemp(f"gate-{top}") / "gate"
+            manifest = manifest_for(model, name=f"gate-{top}", architecture=GATE_ARCHITECTURE)
+            built[top] = write_signed_artifact(out, model, manifest, trusted_key.private)
+        return built[top]
+
+    return make
 
 
 @pytest.fixture

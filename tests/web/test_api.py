@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from flask import Flask
@@ -13,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from digitguard.inference.predictor import ABSTENTION_TEXT, NOT_A_DIGIT_CLASS, Abstention
+from digitguard.models.artifact import load_verified
 from digitguard.web import create_app
 from tests.web.test_openapi import assert_matches_schema
 
@@ -104,6 +108,77 @@ class TestAbstention:
         assert body["digit"] == int(np.argmax(body["probabilities"]))
 
 
+def predict_with(config: dict, **overrides: object) -> dict:
+    client = create_app({**config, **overrides}).test_client()
+    response = client.post("/api/v1/predict", json={"pixels": a_digit_as_pixels()})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert_matches_schema(body, "Prediction")
+    return body
+
+
+class TestReasons:
+    """Every answer says why it gave no digit, in one field: ``reason`` (and ``reason_text``)."""
+
+    def test_an_answer_carries_a_null_reason_and_no_gate(self, app_config: dict) -> None:
+        body = predict_with(app_config, ABSTAIN_BELOW=0.0)
+        assert body["abstained"] is False
+        assert (body["reason"], body["reason_text"], body["gate_sha256"]) == (None, None, None)
+
+    def test_a_low_confidence_abstention_says_so(self, app_config: dict) -> None:
+        body = predict_with(app_config, ABSTAIN_BELOW=1.0)
+        assert body["abstained"] is True and body["reason"] == "low_confidence"
+        assert body["reason_text"] == ABSTENTION_TEXT[Abstention.LOW_CONFIDENCE]
+
+    def test_a_gate_that_says_not_a_digit_makes_it_an_abstention_whatever_the_confidence(
+        self, app_config: dict, gate_model_dir
+    ) -> None:
+        gate = gate_model_dir(NOT_A_DIGIT_CLASS)
+        body = predict_with(app_config, ABSTAIN_BELOW=0.0, GATE_DIR=str(gate))
+        assert body["abstained"] is True and body["digit"] is None
+        assert body["reason"] == "not_a_digit" and body["reason_text"] == "this doesn't look like a digit"
+        assert (
+            body["gate_sha256"]
+            == load_verified(gate, [Path(d) for d in app_config["TRUST_DIRS"]]).weights_sha256
+        )
+
+    def test_a_gate_reading_another_digit_is_models_disagree(self, app_config: dict, gate_model_dir) -> None:
+        top = int(np.argmax(predict_with(app_config, ABSTAIN_BELOW=0.0)["probabilities"]))
+        body = predict_with(app_config, ABSTAIN_BELOW=0.0, GATE_DIR=str(gate_model_dir((top + 1) % 10)))
+        assert body["reason"] == "models_disagree"
+        assert body["reason_text"] == ABSTENTION_TEXT[Abstention.MODELS_DISAGREE]
+
+    def test_a_gate_reading_the_same_digit_lets_the_answer_through(
+        self, app_config: dict, gate_model_dir
+    ) -> None:
+        top = int(np.argmax(predict_with(app_config, ABSTAIN_BELOW=0.0)["probabilities"]))
+        body = predict_with(app_config, ABSTAIN_BELOW=0.0, GATE_DIR=str(gate_model_dir(top)))
+        assert body["digit"] == top and body["reason"] is None
+        assert body["gate_sha256"] is not None
+
+    @pytest.mark.parametrize(
+        "kwargs",
+        [{"json": {"pixels": [[0.0] * 28] * 28}}, {"data": blank_png(), "content_type": "image/png"}],
+    )
+    def test_nothing_drawn_carries_the_same_reason_fields(self, client: FlaskClient, kwargs) -> None:
+        response = client.post("/api/v1/predict", **kwargs)
+        body = response.get_json()
+        assert response.status_code == 422 and body["error"] == "nothing_drawn"
+        assert (body["reason"], body["reason_text"]) == ("nothing_drawn", "nothing was drawn")
+        assert_matches_schema(body, "Error")
+
+    def test_other_refusals_carry_no_reason(self, client: FlaskClient) -> None:
+        body = client.post("/api/v1/predict", json={"pixels": [[2.0] * 28] * 28}).get_json()
+        assert body["error"] == "invalid_pixels" and "reason" not in body
+
+    def test_the_schema_refuses_an_abstention_without_a_reason(self, app_config: dict) -> None:
+        body = predict_with(app_config, ABSTAIN_BELOW=1.0)
+        with pytest.raises(jsonschema.ValidationError):
+            assert_matches_schema({**body, "reason": None, "reason_text": None}, "Prediction")
+        with pytest.raises(jsonschema.ValidationError):
+            assert_matches_schema({"error": "nothing_drawn", "message": "m"}, "Error")
+
+
 class TestErrorPaths:
     @pytest.mark.parametrize(
         ("kwargs", "status", "code"),
@@ -186,6 +261,7 @@ class TestHealthAndHeaders:
         body = client.get("/readyz").get_json()
         assert body["status"] == "ready"
         assert body["model_sha256"] == app.extensions["digitguard"].verified.weights_sha256
+        assert body["gate_sha256"] is None
         assert_matches_schema(body, "Ready")
 
     @pytest.mark.parametrize("path", ["/", "/api/v1/openapi.json", "/healthz", "/static/app.js"])

@@ -7,11 +7,15 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from werkzeug.serving import make_server
+
+from digitguard.inference.predictor import ABSTENTION_TEXT, Abstention
+from digitguard.web import create_app
 
 CHROMIUM = Path(os.environ.get("DIGITGUARD_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -37,30 +41,49 @@ DIGITS = {
 }
 
 
-@pytest.fixture(scope="module")
-def live_server(shipped_app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, shipped_app, threaded=True)
+@contextmanager
+def serving(app: Flask) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
-def page(live_server: str):
+def live_server(shipped_app: Flask) -> Iterator[str]:
+    with serving(shipped_app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"no chromium at {CHROMIUM} (apt-get install -y chromium; `make browser` does it)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1000, "height": 800})
-        errors: list[str] = []
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.goto(live_server)
-        page.console_errors = errors
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url: str):
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto(url)
+    page.console_errors = errors
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser, live_server: str):
+    page = open_page(browser, live_server)
+    yield page
+    page.close()
 
 
 def draw(page, strokes) -> None:
@@ -82,6 +105,7 @@ def test_drawing_a_digit_and_pressing_recognise_shows_it(page, digit: str, tmp_p
     # A locator, not wait_for_function: the page's CSP (rightly) forbids the eval that would need.
     page.locator("#digit:not([data-state='idle'])").wait_for(timeout=15_000)
     assert page.text_content("#digit") == digit
+    assert page.locator("#reason").is_hidden()  # an answer needs no excuse
     assert page.locator("#bars li").count() == 10
     assert page.text_content("#confidence").endswith("%")
     screenshot = tmp_path / f"drawn-{digit}.png"
@@ -126,3 +150,35 @@ def test_a_wrong_answer_is_flagged_for_human_review(page, shipped_app: Flask) ->
     ]
     assert [(item.sample.digit, item.sample.suggested_label) for item in flagged] == [(7, 1)]
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("reason", [Abstention.LOW_CONFIDENCE, Abstention.NOT_A_DIGIT])
+def test_an_abstention_says_why_beside_its_confidence(
+    browser, app_config: dict, gate_model_dir, reason: Abstention
+) -> None:
+    # An untrained model never reaches a threshold of 1; a gate whose top class is always 10
+    # says "not a digit" to anything, and with threshold 0 that is the only reason left.
+    overrides = (
+        {"ABSTAIN_BELOW": 1.0}
+        if reason == Abstention.LOW_CONFIDENCE
+        else {"ABSTAIN_BELOW": 0.0, "GATE_DIR": str(gate_model_dir(10))}
+    )
+    with serving(create_app({**app_config, **overrides})) as url:
+        page = open_page(browser, url)
+        draw(page, DIGITS["7"])
+        page.click("#recognise")
+        page.locator("#digit:not([data-state='idle'])").wait_for(timeout=15_000)
+        assert page.get_attribute("#digit", "data-state") == "abstained"
+        assert page.text_content("#digit") == (
+            "not a digit" if reason == Abstention.NOT_A_DIGIT else "not sure"
+        )
+        why = page.locator("#reason")
+        assert why.is_visible() and why.get_attribute("data-reason") == reason.value
+        confidence = page.text_content("#confidence")
+        assert confidence.endswith("%")
+        assert why.text_content() == f"{ABSTENTION_TEXT[reason]} (top answer {confidence})"
+        assert "a person will review it" in page.text_content("#status")
+        page.click("#clear")
+        assert why.is_hidden()
+        assert page.console_errors == []
+        page.close()

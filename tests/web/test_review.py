@@ -7,6 +7,7 @@ import io
 import json
 import re
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,13 @@ from PIL import Image
 from digitguard.audit.record import AuditRecord, parse_record
 from digitguard.cli import main
 from digitguard.data.idx import read_pair
+from digitguard.inference.predictor import Abstention
 from digitguard.review.queue import Reason, ReviewItem, Status, as_grid, input_bytes
 from digitguard.review.store import ReviewStore
 from digitguard.security.keys import Role
 from digitguard.web import create_app
 from tests.review.conftest import a_sample
+from tests.web.servers import postgres_schema
 from tests.web.test_access import PIXELS, bearer, csrf_from, sign_in
 from tests.web.test_api import drawing_png
 from tests.web.test_openapi import assert_matches_schema
@@ -77,8 +80,47 @@ class TestAbstentionsEnterTheQueue:
         assert sample.input == input_bytes(np.asarray(PIXELS["pixels"]))
         assert sample.digit is None and list(sample.probabilities) == answer["probabilities"]
         assert sample.confidence == answer["confidence"] and sample.model_sha256 == answer["model_sha256"]
+        assert sample.abstention_reason == Abstention.LOW_CONFIDENCE == answer["reason"]
         [record] = records(abstaining, "prediction")
         assert record.details["input_u8_sha256"] == sample.input_sha256
+        assert record.details["reason"] == "low_confidence"
+
+    def test_a_not_a_digit_abstention_is_queued_and_shown_with_its_reason(
+        self, app_config: dict, gate_model_dir
+    ) -> None:
+        gated = create_app({**app_config, "ABSTAIN_BELOW": 0.0, "GATE_DIR": str(gate_model_dir(10))})
+        answer = gated.test_client().post("/api/v1/predict", json=PIXELS).get_json()
+        assert answer["reason"] == "not_a_digit"
+        [item] = pending(gated)
+        assert item.sample.abstention_reason == Abstention.NOT_A_DIGIT
+        client, headers = gated.test_client(), bearer(token(gated, Role.REVIEWER))
+        [listed] = client.get("/api/v1/review/items", headers=headers).get_json()["items"]
+        assert listed["abstention_reason"] == "not_a_digit"
+        assert listed["abstention_text"] == "this doesn't look like a digit"
+        sign_in(client, token(gated, Role.REVIEWER))
+        assert "this doesn&#39;t look like a digit" in client.get("/review").get_data(as_text=True)
+        page = client.get(f"/review/{item.id}").get_data(as_text=True)
+        assert re.search(r'<dd id="why-queued">this doesn&#39;t look like a digit</dd>', page)
+
+    @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+    def test_the_reason_is_the_same_in_the_answer_the_record_and_the_queue(
+        self, app_config: dict, gate_model_dir, backend: str
+    ) -> None:
+        with ExitStack() as stack:
+            url = (
+                app_config["DATABASE_URL"] if backend == "sqlite" else stack.enter_context(postgres_schema())
+            )
+            app = create_app({**app_config, "DATABASE_URL": url, "GATE_DIR": str(gate_model_dir(10))})
+            stack.callback(app.extensions["digitguard.trail"].engine.dispose)
+            stack.callback(app.extensions["digitguard.engine"].dispose)
+            answer = app.test_client().post("/api/v1/predict", json=PIXELS).get_json()
+            [record] = records(app, "prediction")
+            [item] = pending(app)
+            assert (
+                answer["reason"] == record.details["reason"] == item.sample.abstention_code == "not_a_digit"
+            )
+            assert answer["gate_sha256"] == record.details["gate_sha256"] is not None
+            assert item.sample.request_id == answer["request_id"] == record.request_id
 
     def test_an_answered_prediction_is_not_queued(self, answering: Flask) -> None:
         assert answering.test_client().post("/api/v1/predict", json=PIXELS).get_json()["abstained"] is False
@@ -226,6 +268,7 @@ class TestReviewing:
         assert f'href="/review/{item.id}"' in listing and "1 pending" in listing
         page = client.get(f"/review/{item.id}").get_data(as_text=True)
         assert f'src="/review/{item.id}/input.png"' in page and "not sure" in page
+        assert "the model&#39;s confidence is below the threshold" in page  # why it was queued
         assert page.count("<meter") == 10 and 'name="label"' in page
         png = client.get(f"/review/{item.id}/input.png")
         assert png.mimetype == "image/png" and png.headers["Cache-Control"] == "no-store"
@@ -267,6 +310,7 @@ class TestReviewing:
         assert again.status_code == 409 and again.get_json()["error"] == "already_reviewed"
         assert queue(answering).get(item.id).status == Status.NOT_A_DIGIT
         assert [r.details["label"] for r in records(answering, "review.decided")] == ["not_a_digit"]
+        assert [r.details["abstention_reason"] for r in records(answering, "review.decided")] == [None]
         rejected = client.get("/api/v1/review/items?status=not_a_digit", headers=headers).get_json()
         assert [i["id"] for i in rejected["items"]] == [item.id]
 
@@ -385,6 +429,8 @@ class TestEndToEnd:
         assert images[0].tobytes() == input_bytes(np.asarray(PIXELS["pixels"]))
         assert images[1].tobytes() == input_bytes(np.asarray(answered["input"]))
         manifest = json.loads((out / "manifest.json").read_text())
+        reasons = [entry["abstention_reason"] for entry in manifest["samples"]]
+        assert reasons == ["low_confidence", None]  # the abstention, then the flagged answer
         for name, entry in manifest["files"].items():
             assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"]
         assert manifest["request_ids"] == [abstained["request_id"], answered["request_id"]]

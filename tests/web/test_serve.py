@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from digitguard.errors import SignatureError, UntrustedKeyError
+from digitguard.errors import ModelError, SignatureError, UntrustedKeyError
+from digitguard.models.architectures import build_model
+from digitguard.models.artifact import load_verified, write_signed_artifact
 from digitguard.web import create_app
 from tests.conftest import KeyPair
+from tests.models.test_artifact import manifest_for
+from tests.web.test_openapi import assert_matches_schema
 
 
 def serve_command(*args: str) -> list[str]:
@@ -225,3 +229,95 @@ class TestTLS:
         )
         assert result.returncode == 2
         assert "--certfile and --keyfile go together" in result.stderr
+
+
+class TestGate:
+    """``serve --gate DIR`` / ``GATE_DIR``: a second signed model, verified like the first, 11 outputs."""
+
+    def test_the_gate_is_verified_and_its_hash_is_ready(
+        self, app_config: dict, gate_model_dir, trusted_key: KeyPair
+    ) -> None:
+        gate = gate_model_dir(3)
+        app = create_app({**app_config, "GATE_DIR": str(gate)})
+        expected = load_verified(gate, [trusted_key.trust_dir]).weights_sha256
+        assert app.extensions["digitguard"].gate.weights_sha256 == expected
+        ready = app.test_client().get("/readyz").get_json()
+        assert ready["status"] == "ready" and ready["gate_sha256"] == expected
+        assert_matches_schema(ready, "Ready")
+        assert expected[:16] in app.test_client().get("/").get_data(as_text=True)
+
+    def test_a_gate_with_ten_outputs_is_refused_naming_the_rule_and_the_directory(
+        self, app_config: dict, test_model_dir: Path
+    ) -> None:
+        with pytest.raises(ModelError, match=r"needs 11 outputs.*not 10") as refused:
+            create_app({**app_config, "GATE_DIR": str(test_model_dir)})
+        assert str(refused.value).startswith(f"{test_model_dir}: refused as a gate")
+
+    def test_a_gate_signed_by_an_untrusted_key_is_refused(
+        self, app_config: dict, untrusted_key: KeyPair, tmp_path: Path
+    ) -> None:
+        model = build_model("small-cnn-gate")
+        manifest = manifest_for(model, architecture="small-cnn-gate")
+        gate = write_signed_artifact(tmp_path / "gate", model, manifest, untrusted_key.private)
+        with pytest.raises(UntrustedKeyError):
+            create_app({**app_config, "GATE_DIR": str(gate)})
+
+    def test_a_reload_keeps_the_gate(self, app_config: dict, gate_model_dir, test_model_dir: Path) -> None:
+        from digitguard.web.lifecycle import swap
+
+        app = create_app({**app_config, "GATE_DIR": str(gate_model_dir(10))})
+        gate = app.extensions["digitguard"].gate
+        with app.test_request_context():
+            assert swap(app, test_model_dir).gate is gate
+        assert app.test_client().get("/readyz").get_json()["gate_sha256"] == gate.weights_sha256
+
+    def test_serve_with_a_ten_output_gate_exits_non_zero_with_a_clear_message(
+        self, test_model_dir: Path, trusted_key: KeyPair
+    ) -> None:
+        port = free_port()
+        result = subprocess.run(
+            serve_command(
+                "--model", str(test_model_dir), "--gate", str(test_model_dir),
+                "--trust", str(trusted_key.trust_dir), "--port", str(port),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 3
+        assert result.stderr.startswith(f"error: {test_model_dir}: refused as a gate: a gate model needs 11")
+        assert "Traceback" not in result.stderr
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+    def test_serve_with_a_gate_reports_its_hash_and_answers_with_reasons(
+        self, test_model_dir: Path, gate_model_dir, trusted_key: KeyPair, tmp_path: Path
+    ) -> None:
+        gate = gate_model_dir(10)
+        port = free_port()
+        env = {**os.environ, "DIGITGUARD_INSTANCE_DIR": str(tmp_path / "instance")}
+        process = subprocess.Popen(
+            serve_command(
+                "--model", str(test_model_dir), "--gate", str(gate), "--trust", str(trusted_key.trust_dir),
+                "--port", str(port), "--workers", "1",
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )  # fmt: skip
+        try:
+            ready = _wait_ready(f"http://127.0.0.1:{port}/readyz", process)
+            assert ready["gate_sha256"] == load_verified(gate, [trusted_key.trust_dir]).weights_sha256
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/predict",
+                data=json.dumps({"pixels": [[1.0 if 4 <= r < 24 and c == 14 else 0.0 for c in range(28)]
+                                            for r in range(28)]}).encode(),
+                headers={"Content-Type": "application/json"},
+            )  # fmt: skip
+            with urllib.request.urlopen(request, timeout=30) as response:
+                body = json.load(response)
+            assert body["reason"] == "not_a_digit" and body["gate_sha256"] == ready["gate_sha256"]
+        finally:
+            process.terminate()
+            _, stderr = process.communicate(timeout=30)
+        assert f"gate {gate} (weights sha256 {ready['gate_sha256']})".encode() in stderr

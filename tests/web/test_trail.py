@@ -37,6 +37,32 @@ def test_every_answered_prediction_has_exactly_one_record(app: Flask, client: Fl
     assert details["probabilities"] == answers[0]["probabilities"]
     assert len(details["input_sha256"]) == 64 and "input" not in details
     assert details["latency_ms"] > 0
+    assert details["reason"] == answers[0]["reason"]
+    assert "gate" not in records(app)[0].details  # model.loaded names a gate only when one serves
+
+
+def test_a_prediction_record_says_why_it_abstained_and_what_no_gate_read(app_config: dict) -> None:
+    from digitguard.web import create_app
+
+    app = create_app({**app_config, "ABSTAIN_BELOW": 1.0})
+    app.test_client().post("/api/v1/predict", json=PIXELS)
+    details = next(r for r in records(app) if r.kind == "prediction").details
+    assert details["abstained"] is True and details["reason"] == "low_confidence"
+    assert [details[k] for k in ("gate_sha256", "gate_digit", "gate_not_digit")] == [None, None, None]
+
+
+def test_a_prediction_record_carries_the_gates_reading(app_config: dict, gate_model_dir) -> None:
+    from digitguard.web import create_app
+
+    app = create_app({**app_config, "ABSTAIN_BELOW": 0.0, "GATE_DIR": str(gate_model_dir(10))})
+    answer = app.test_client().post("/api/v1/predict", json=PIXELS).get_json()
+    loaded, prediction = records(app)[0], next(r for r in records(app) if r.kind == "prediction")
+    assert loaded.details["gate"]["sha256"] == answer["gate_sha256"]
+    assert loaded.details["gate"]["path"] == str(gate_model_dir(10))
+    details = prediction.details
+    assert details["reason"] == "not_a_digit" and details["digit"] is None
+    assert details["gate_sha256"] == answer["gate_sha256"] and details["gate_digit"] == 10
+    assert details["gate_not_digit"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_anonymous_callers_are_recorded_by_a_keyed_hash_not_their_address(app: Flask, client) -> None:

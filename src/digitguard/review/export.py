@@ -2,10 +2,10 @@
 
 The output directory holds ``train-images-idx3-ubyte`` (n×28×28, ink = 255 as in MNIST),
 ``train-labels-idx1-ubyte`` (n labels 0–9) and ``manifest.json``: the SHA-256 and size of each
-file, the count per label, the request id, item id, reason, label source, reviewer and model
-hash of every sample in file order, and the export time. Everything is written into a temporary
-directory next to ``out`` and renamed into place: there is never a half-written export, and an
-existing non-empty directory is never touched.
+file, the count per label, the request id, item id, reason (and, for an abstention, why it
+abstained), label source, reviewer and model hash of every sample in file order, and the export
+time. Everything is written into a temporary directory next to ``out`` and renamed into place:
+there is never a half-written export, and an existing non-empty directory is never touched.
 
 By default only samples a reviewer labelled are exported. ``include_flagged_unreviewed`` adds
 flagged samples nobody reviewed yet, labelled with what the flagging user suggested — untrusted
@@ -113,6 +113,7 @@ def _sample_entry(index: int, chosen: LabelledSample) -> dict[str, Any]:
         "item_id": item.id,
         "request_id": item.sample.request_id,
         "reason": item.sample.reason.value,
+        "abstention_reason": item.sample.abstention_code,
         "label": chosen.label,
         "label_source": chosen.label_source,
         "reviewer": decision.reviewer if decision else None,

@@ -2,8 +2,10 @@
 
 A sample enters the queue because the model abstained (``reason="abstained"``, no answer) or
 because whoever received an answer flagged it as wrong (``reason="flagged"``, optionally with
-the label they say is right). A reviewer then records a :class:`Decision`: the true label 0–9,
-or "not a digit" for scribbles, letters and other inputs that must not become training data.
+the label they say is right). An abstained sample keeps *why* the served decision abstained
+(an :class:`~digitguard.inference.predictor.Abstention` code, shown to the reviewer in the words
+of ``ABSTENTION_TEXT``). A reviewer then records a :class:`Decision`: the true label 0–9, or
+"not a digit" for scribbles, letters and other inputs that must not become training data.
 A decision is final.
 """
 
@@ -16,6 +18,7 @@ from enum import StrEnum
 import numpy as np
 
 from digitguard.errors import DigitguardError
+from digitguard.inference.predictor import ABSTENTION_TEXT, Abstention
 
 SIDE = 28
 INPUT_BYTES = SIDE * SIDE
@@ -106,6 +109,16 @@ def parse_suggestion(value: object) -> int | None:
     return digit
 
 
+def parse_abstention(value: object) -> Abstention | None:
+    """An abstention reason code as stored or sent: ``None``, or one of :class:`Abstention`'s values."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value in {reason.value for reason in Abstention}:
+        return Abstention(value)
+    known = ", ".join(reason.value for reason in Abstention)
+    raise InvalidSampleError(f"an abstention reason is one of {known} (or none), not {value!r}")
+
+
 def _digit(value: object) -> int | None:
     # JSON (and JSON Schema's "integer") does not tell 3 from 3.0, so neither do we; booleans are no digits.
     if isinstance(value, float) and value.is_integer():
@@ -127,6 +140,9 @@ class Sample:
     probabilities: tuple[float, ...]
     confidence: float
     suggested_label: int | None = None  # what the flagging user says is right (unverified)
+    # Why the served decision abstained; None for a flag, and for abstentions queued before the
+    # reason was kept (schema version 3).
+    abstention_reason: Abstention | None = None
 
     def __post_init__(self) -> None:
         if len(self.input) != INPUT_BYTES:
@@ -140,10 +156,25 @@ class Sample:
         if self.suggested_label is not None and Reason(self.reason) != Reason.FLAGGED:
             raise InvalidSampleError("only a flagged sample carries a suggested label")
         parse_suggestion(self.suggested_label)
+        if self.abstention_reason is not None and Reason(self.reason) != Reason.ABSTAINED:
+            raise InvalidSampleError("only an abstained sample carries an abstention reason")
+        parse_abstention(self.abstention_reason)
 
     @property
     def input_sha256(self) -> str:
         return sha256_hex(self.input)
+
+    @property
+    def abstention_code(self) -> str | None:
+        """The abstention reason as stored and sent (``None`` without a reason)."""
+        reason = parse_abstention(self.abstention_reason)
+        return None if reason is None else reason.value
+
+    @property
+    def abstention_text(self) -> str | None:
+        """Why it abstained, in the words the page uses (``None`` without a reason)."""
+        reason = parse_abstention(self.abstention_reason)
+        return None if reason is None else ABSTENTION_TEXT[reason]
 
 
 @dataclass(frozen=True)

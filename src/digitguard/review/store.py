@@ -1,4 +1,4 @@
-"""The ``review_items`` table (schema migration 2) and the queue's reads and writes.
+"""The ``review_items`` table (schema migrations 2 and 3) and the queue's reads and writes.
 
 ``insert`` and ``decide`` take a connection, so the caller decides the transaction: the web app
 writes a queue entry or a decision in the same transaction as its audit record (both or
@@ -26,6 +26,7 @@ from digitguard.review.queue import (
     Sample,
     Status,
     UnknownItemError,
+    parse_abstention,
 )
 
 metadata = sa.MetaData()
@@ -48,6 +49,9 @@ review_items = sa.Table(
     sa.Column("label", sa.SmallInteger, nullable=True),  # NULL unless status = 'labelled'
     sa.Column("reviewer", sa.String(200), nullable=True),
     sa.Column("reviewed_at", sa.String(40), nullable=True),
+    # Migration 3. An Abstention code, checked by Sample rather than by a CHECK constraint, so
+    # that a new reason needs no schema change; NULL for flags and for abstentions queued earlier.
+    sa.Column("abstention_reason", sa.String(32), nullable=True),
     sa.CheckConstraint("reason IN ('abstained', 'flagged')", name="review_items_reason"),
     sa.CheckConstraint("status IN ('pending', 'labelled', 'not_a_digit')", name="review_items_status"),
     sa.CheckConstraint(
@@ -80,6 +84,7 @@ def insert(connection: Connection, sample: Sample, created_at: str | None = None
                 probabilities=json.dumps(list(sample.probabilities), allow_nan=False),
                 confidence=sample.confidence,
                 suggested_label=sample.suggested_label,
+                abstention_reason=sample.abstention_code,
                 status=Status.PENDING.value,
             )
         )
@@ -125,6 +130,7 @@ def _item(row: Any) -> ReviewItem:
         probabilities=tuple(json.loads(row.probabilities)),
         confidence=float(row.confidence),
         suggested_label=row.suggested_label,
+        abstention_reason=parse_abstention(row.abstention_reason),
     )
     decision = None
     if row.status != Status.PENDING.value:

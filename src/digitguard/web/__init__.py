@@ -2,12 +2,13 @@
 
 - ``ui``: the drawing page (static JS/CSS only, so a strict CSP holds).
 - ``api``: ``POST /api/v1/predict`` and the OpenAPI 3.1 document.
-- ``health``: ``/healthz`` (alive) and ``/readyz`` (a verified model is loaded).
+- ``health``: ``/healthz`` (alive) and ``/readyz`` (a verified model is loaded, and its gate).
 - ``review``: the human review queue (flags, reviewer pages and API); see ``web/review.py``.
 
 The app is built around a :class:`~digitguard.inference.predictor.Predictor`,
 which only exists for a model that passed :func:`load_verified`: an app
-without a verified model is never created, so it never serves.
+without a verified model is never created, so it never serves. An optional gate
+model (``GATE_DIR``) passes the same loader and trust store, and must have 11 outputs.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from flask import Flask, g
 from digitguard.defences.rejection import TriggerCalibrationError
 from digitguard.defences.squeeze import DETECTOR_METRIC, Calibration, DetectorCalibrationError, calibration_of
 from digitguard.defences.trigger import TRIGGER_METRIC, TriggerCalibration, trigger_calibration_of
-from digitguard.errors import DigitguardError
-from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, Predictor
+from digitguard.errors import DigitguardError, ModelError
+from digitguard.inference.predictor import DEFAULT_ABSTAIN_BELOW, GateModelError, Predictor
 from digitguard.models.artifact import VerifiedModel, load_verified
 from digitguard.paths import default_database_url, instance_dir
 from digitguard.review.store import ReviewStore
@@ -61,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     # Optional deep ensemble: further signed model directories whose probabilities are averaged
     # with MODEL_DIR's (each verified like it); empty: the model alone.
     "ENSEMBLE_MODEL_DIRS": [],
+    # Optional gate: a signed model with 11 outputs (ten digits, then "not a digit") that must read
+    # the same digit as the served model for an answer, and can say "not a digit"; None: no gate.
+    "GATE_DIR": None,
     # Against model extraction (web/extraction.py): what a prediction reveals, by caller, and the
     # PRADA watch that throttles callers whose queries look synthetic.
     "RESPONSE_MODE": "full",  # full, rounded or top1
@@ -135,18 +139,25 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from digitguard.web import trail
 
     lifecycle.install(app)
-    trail.install(app, database_url).append(
-        "model.loaded",
-        "system",
-        None,
-        {
-            "model_sha256": predictor.model_sha256,
-            "model": predictor.verified.manifest.name,
-            "path": str(predictor.verified.path),
-            "signer_key_id": predictor.verified.signer_key_id,
-        },
-    )
+    trail.install(app, database_url).append("model.loaded", "system", None, _loaded_details(predictor))
     return app
+
+
+def _loaded_details(predictor: Predictor) -> dict[str, object]:
+    details: dict[str, object] = {
+        "model_sha256": predictor.model_sha256,
+        "model": predictor.verified.manifest.name,
+        "path": str(predictor.verified.path),
+        "signer_key_id": predictor.verified.signer_key_id,
+    }
+    if predictor.gate is not None:
+        details["gate"] = {
+            "sha256": predictor.gate.weights_sha256,
+            "model": predictor.gate.manifest.name,
+            "path": str(predictor.gate.path),
+            "signer_key_id": predictor.gate.signer_key_id,
+        }
+    return details
 
 
 def _load_json(handle: Any) -> Any:
@@ -190,13 +201,19 @@ def _predictor(app: Flask) -> Predictor:
     verified = load_verified(model_dir, trust_dirs)
     member_dirs = path_list(app.config["ENSEMBLE_MODEL_DIRS"])
     detectors = detectors_for(verified, app.config)
-    return Predictor(
-        verified,
-        abstain_below=float(app.config["ABSTAIN_BELOW"]),
-        detector=detectors.adversarial,
-        members=[load_verified(member, trust_dirs) for member in member_dirs],
-        trigger_detector=detectors.trigger,
-    )
+    gate_dir = app.config["GATE_DIR"]
+    gate = load_verified(Path(gate_dir), trust_dirs) if gate_dir else None
+    try:
+        return Predictor(
+            verified,
+            abstain_below=float(app.config["ABSTAIN_BELOW"]),
+            detector=detectors.adversarial,
+            members=[load_verified(member, trust_dirs) for member in member_dirs],
+            trigger_detector=detectors.trigger,
+            gate=gate,
+        )
+    except GateModelError as exc:
+        raise ModelError(f"{gate_dir}: refused as a gate: {exc}") from exc
 
 
 def path_list(value: str | list[str]) -> list[Path]:

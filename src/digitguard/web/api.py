@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 from flask import Blueprint, current_app, g, jsonify, request
 
-from digitguard.inference.predictor import check_pixels
+from digitguard.inference.predictor import ABSTENTION_TEXT, Abstention, Prediction, check_pixels
 from digitguard.inference.preprocess import decode_png, to_mnist
 from digitguard.review.queue import input_bytes
 from digitguard.web import admin, extraction, lifecycle, predictor_of, review, trail
@@ -50,7 +50,10 @@ def predict():
         "detector_score": _rounded(prediction.detector_score),
         "flagged_trigger": prediction.flagged_trigger,
         "trigger_score": _rounded(prediction.trigger_score),
+        # The one field a client switches on: why there is no digit (null when answered).
+        **_reason_fields(prediction.reason),
         "model_sha256": prediction.model_sha256,
+        "gate_sha256": prediction.gate_sha256,
         "request_id": g.request_id,
     }
     response = jsonify({**extraction.shape(body, mode), **details})
@@ -58,7 +61,14 @@ def predict():
     return response
 
 
-def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str, object]:
+def _reason_fields(reason: Abstention | None) -> dict[str, str | None]:
+    """``reason`` and ``reason_text`` as every answer carries them (both null when it answered)."""
+    if reason is None:
+        return {"reason": None, "reason_text": None}
+    return {"reason": reason.value, "reason_text": ABSTENTION_TEXT[reason]}
+
+
+def _audit_details(digit28: np.ndarray, prediction: Prediction, budget: Budget) -> dict[str, object]:
     details: dict[str, object] = {
         "input_sha256": hashlib.sha256(np.ascontiguousarray(digit28, dtype=np.float32).tobytes()).hexdigest(),
         # The input as the review queue stores it (784 bytes): what a flag must post back.
@@ -74,6 +84,12 @@ def _audit_details(digit28: np.ndarray, prediction, budget: Budget) -> dict[str,
         },
         "flagged_adversarial": prediction.flagged_adversarial,
         "flagged_trigger": prediction.flagged_trigger,
+        "reason": None if prediction.reason is None else prediction.reason.value,
+        # The gate model's reading (all null without a gate): its hash, top class (10: not a
+        # digit) and probability of "not a digit".
+        "gate_sha256": prediction.gate_sha256,
+        "gate_digit": prediction.gate_digit,
+        "gate_not_digit": _rounded(prediction.gate_not_digit),
         "latency_ms": round(budget.elapsed_s() * 1e3, 3),
     }
     predictor = predictor_of(current_app)

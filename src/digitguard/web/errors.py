@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 
 from flask import Flask, g, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
@@ -20,6 +21,12 @@ INPUT_ERROR_STATUS: dict[type[InputError], int] = {
     ImageDecodeError: 400,
     NothingDrawnError: 422,
     InvalidPixelsError: 422,
+}
+
+# A refusal that is an answer to the drawing (rather than to a malformed request) also carries the
+# ``reason``/``reason_text`` pair of a prediction's abstention, so a client switches on one field.
+INPUT_REASON_TEXT: dict[type[InputError], str] = {
+    NothingDrawnError: "nothing was drawn",
 }
 
 HTTP_ERROR_CODES = {
@@ -49,8 +56,14 @@ class RateLimitedError(Exception):
         self.retry_after_s = retry_after_s
 
 
-def error_response(status: int, code: str, message: str, retry_after_s: int | None = None):
-    body = {"error": code, "message": message}
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    retry_after_s: int | None = None,
+    extra: Mapping[str, object] | None = None,
+):
+    body: dict[str, object] = {"error": code, "message": message, **(extra or {})}
     if getattr(g, "request_id", None):
         body["request_id"] = g.request_id
     response = jsonify(body)
@@ -67,7 +80,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(InputError)
     def input_error(exc: InputError):
-        return error_response(INPUT_ERROR_STATUS.get(type(exc), 422), exc.code, str(exc))
+        text = INPUT_REASON_TEXT.get(type(exc))
+        extra = {"reason": exc.code, "reason_text": text} if text is not None else None
+        return error_response(INPUT_ERROR_STATUS.get(type(exc), 422), exc.code, str(exc), extra=extra)
 
     @app.errorhandler(RateLimitedError)
     def over_a_limit(exc: RateLimitedError):

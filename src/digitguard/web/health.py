@@ -32,4 +32,5 @@ def readyz():
         model=manifest.name,
         architecture=manifest.architecture,
         signer_key_id=predictor.verified.signer_key_id,
+        gate_sha256=predictor.gate.weights_sha256 if predictor.gate is not None else None,
     )

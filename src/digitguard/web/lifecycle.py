@@ -108,6 +108,9 @@ def swap(app: Flask, model_dir: Path) -> Predictor:
         detector=detectors.adversarial,
         members=old.members,
         trigger_detector=detectors.trigger,
+        # The gate (like ensemble members) was verified at start and is kept as loaded: a reload
+        # replaces the primary model only.
+        gate=old.gate,
     )
     app.extensions[EXTENSION] = predictor
     watch: ModelWatch = app.extensions["digitguard.watch"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import digitguard
+from digitguard.errors import NothingDrawnError
+from digitguard.inference.predictor import ABSTENTION_TEXT, Abstention
+from digitguard.web.errors import INPUT_REASON_TEXT
 
 PROBABILITIES = {
     "type": "array",
@@ -32,6 +35,16 @@ PIXELS_GRID = {
     # An all-zero grid is "nothing drawn" (422): at least one pixel must carry ink.
     "contains": {"type": "array", "contains": {"type": "number", "exclusiveMinimum": 0}},
 }
+SHA256_OR_NULL = {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"}
+ABSTENTION_REASON = {
+    "enum": [*(reason.value for reason in Abstention), None],
+    "description": "why the decision gave no digit, checked in this order (the first that holds wins); "
+    "null when it answered",
+}
+ABSTENTION_REASON_TEXT = {
+    "enum": [*ABSTENTION_TEXT.values(), None],
+    "description": "the reason in the words the page and the review queue show; null when it answered",
+}
 LABEL = {
     "oneOf": [{"type": "integer", "minimum": 0, "maximum": 9}, {"const": "not_a_digit"}],
     "description": "the true digit, or not_a_digit for inputs that must not become training data",
@@ -50,10 +63,17 @@ SCHEMAS: dict[str, Any] = {
             "detector_score",
             "flagged_trigger",
             "trigger_score",
+            "reason",
+            "reason_text",
             "model_sha256",
+            "gate_sha256",
             "request_id",
         ],
         "additionalProperties": False,
+        # An abstention always says why; an answer never carries a reason.
+        "if": {"properties": {"abstained": {"const": True}}},
+        "then": {"properties": {"reason": {"type": "string"}, "reason_text": {"type": "string"}}},
+        "else": {"properties": {"reason": {"type": "null"}, "reason_text": {"type": "null"}}},
         "properties": {
             "digit": {
                 "type": ["integer", "null"],
@@ -95,7 +115,14 @@ SCHEMAS: dict[str, Any] = {
                 "rests on one small patch; STRIP: 1 − entropy/ln 10 of the answers on blends with clean "
                 "digits); null: no trigger detector",
             },
+            "reason": ABSTENTION_REASON,
+            "reason_text": ABSTENTION_REASON_TEXT,
             "model_sha256": SHA256,
+            "gate_sha256": {
+                **SHA256_OR_NULL,
+                "description": "the gate model's weights (a second model that must agree, and can say "
+                "not_a_digit); null when none serves",
+            },
             "request_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
             "input": {**GRID, "description": "with ?details=1: the 28x28 image exactly as the model saw it"},
             "explanation": {
@@ -136,6 +163,19 @@ SCHEMAS: dict[str, Any] = {
             },
             "message": {"type": "string"},
             "request_id": {"type": "string"},
+            "reason": {
+                "enum": [error.code for error in INPUT_REASON_TEXT],
+                "description": "with nothing_drawn: the same field a prediction's abstention carries",
+            },
+            "reason_text": {"enum": list(INPUT_REASON_TEXT.values())},
+        },
+        "if": {"properties": {"error": {"const": NothingDrawnError.code}}, "required": ["error"]},
+        "then": {
+            "required": ["reason", "reason_text"],
+            "properties": {
+                "reason": {"const": NothingDrawnError.code},
+                "reason_text": {"const": INPUT_REASON_TEXT[NothingDrawnError]},
+            },
         },
     },
     "ApiKey": {
@@ -215,6 +255,8 @@ SCHEMAS: dict[str, Any] = {
             "request_id",
             "created_at",
             "reason",
+            "abstention_reason",
+            "abstention_text",
             "status",
             "input",
             "input_sha256",
@@ -233,6 +275,12 @@ SCHEMAS: dict[str, Any] = {
             "request_id": {"type": "string"},
             "created_at": {"type": "string"},
             "reason": {"enum": ["abstained", "flagged"]},
+            "abstention_reason": {
+                **ABSTENTION_REASON,
+                "description": "why the model abstained; null for a flag, or an abstention queued "
+                "before the reason was kept",
+            },
+            "abstention_text": {**ABSTENTION_REASON_TEXT, "description": "the same in words"},
             "status": {"enum": ["pending", "labelled", "not_a_digit"]},
             "input": {
                 "type": "array",
@@ -291,6 +339,7 @@ SCHEMAS: dict[str, Any] = {
             "model": {"type": "string"},
             "architecture": {"type": "string"},
             "signer_key_id": SHA256,
+            "gate_sha256": {**SHA256_OR_NULL, "description": "the gate model's weights; null: no gate"},
         },
     },
 }
@@ -531,7 +580,10 @@ def openapi_document() -> dict[str, Any]:
                         "401": _error("Anonymous use is switched off, or the key is invalid or revoked"),
                         "403": _error("CSRF token missing (signed-in browser sessions)"),
                         "415": _error("Unsupported content type"),
-                        "422": _error("Nothing drawn, or pixels of the wrong shape or range"),
+                        "422": _error(
+                            "Nothing drawn (error and reason nothing_drawn, with reason_text), or pixels "
+                            "of the wrong shape or range"
+                        ),
                         "429": _error(
                             "Rate limit or daily quota exceeded, or extraction_suspected (the caller's "
                             "queries look like a model-extraction attack: paused); see Retry-After"

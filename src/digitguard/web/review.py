@@ -125,6 +125,7 @@ def queue_abstention(digit28: Any, prediction: Prediction) -> Callable[[Connecti
         digit=None,
         probabilities=tuple(round(p, 6) for p in prediction.probabilities),
         confidence=round(prediction.confidence, 6),
+        abstention_reason=prediction.reason,
     )
     return partial(review_store.insert, sample=sample)
 
@@ -266,6 +267,7 @@ def _decide(item_id: int, label: int | None) -> ReviewItem:
             "item_id": item.id,
             "prediction_request_id": item.sample.request_id,
             "reason": item.sample.reason.value,
+            "abstention_reason": item.sample.abstention_code,
             "label": decision.verdict,
             "model_answer": item.sample.digit,
             "input_sha256": item.sample.input_sha256,
@@ -282,6 +284,8 @@ def item_json(item: ReviewItem) -> dict[str, object]:
         "request_id": sample.request_id,
         "created_at": item.created_at,
         "reason": sample.reason.value,
+        "abstention_reason": sample.abstention_code,
+        "abstention_text": sample.abstention_text,
         "status": item.status.value,
         "input": as_grid(sample.input).tolist(),
         "input_sha256": sample.input_sha256,

@@ -19,6 +19,7 @@ def index():
         "index.html",
         model_name=manifest.name,
         model_sha256=predictor.model_sha256,
+        gate_sha256=predictor.gate.weights_sha256 if predictor.gate is not None else None,
         test_accuracy=manifest.metrics.get("test_accuracy"),
         privacy=manifest.training.get("privacy"),
         abstain_below=predictor.abstain_below,

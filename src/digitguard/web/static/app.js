@@ -7,6 +7,7 @@
   const statusLine = document.getElementById("status");
   const digitOut = document.getElementById("digit");
   const confidenceOut = document.getElementById("confidence");
+  const reasonOut = document.getElementById("reason");
   const bars = document.getElementById("bars");
   const recogniseButton = document.getElementById("recognise");
   const flagBox = document.getElementById("flag");
@@ -15,6 +16,15 @@
   let drawing = false;
   let inked = false;
   let lastAnswer = null;  // {request_id, input}: what a "this is wrong" flag sends back
+  // What happens next after an abstention; *why* it abstained is the API's reason_text, so the
+  // page, the audit record and the review queue say the same thing.
+  const NEXT_STEP = {
+    flagged_adversarial: "The answer changes when the drawing is simplified, so none is given and a person will review it.",
+    flagged_trigger: "The answer rests on one small mark rather than the digit, so none is given and a person will review it.",
+    not_a_digit: "No digit is given and a person will review it. Draw one digit from 0 to 9.",
+    models_disagree: "No digit is given and a person will review it. Try drawing the digit more clearly.",
+    low_confidence: "No digit is given and a person will review it. Try drawing the digit more clearly.",
+  };
 
   function setupPen() {
     ctx.lineCap = "round";
@@ -55,6 +65,7 @@
     digitOut.textContent = "?";
     digitOut.dataset.state = "idle";
     confidenceOut.textContent = "—";
+    showReason(null, "");
     for (const id of ["model-input", "heatmap"]) {
       const c = document.getElementById(id).getContext("2d");
       c.clearRect(0, 0, 28, 28);
@@ -117,21 +128,25 @@
     c.putImageData(image, 0, 0);
   }
 
+  function showReason(code, text) {
+    reasonOut.textContent = text;
+    reasonOut.dataset.reason = code || "";
+    reasonOut.hidden = !code;
+  }
+
   function showResult(body) {
     hideFlag();
-    if (body.flagged_adversarial) {
-      digitOut.textContent = "not sure";
-      digitOut.dataset.state = "flagged";
-      say("Flagged as possibly adversarial: the answer changes when the drawing is simplified, so none is given and a person will review it.");
-    } else if (body.flagged_trigger) {
-      digitOut.textContent = "not sure";
-      digitOut.dataset.state = "flagged";
-      say("Flagged as possibly carrying a backdoor trigger: the answer rests on one small mark rather than the digit, so none is given and a person will review it.");
-    } else if (body.abstained) {
-      digitOut.textContent = "not sure";
-      digitOut.dataset.state = "abstained";
-      say("The model is not confident enough to answer, so a person will review it. Try drawing the digit more clearly.");
+    const confidence = (body.confidence * 100).toFixed(1) + "%";
+    if (body.abstained) {
+      // Never "not sure" beside a confidence without saying why.
+      const flagged = body.flagged_adversarial || body.flagged_trigger;
+      digitOut.textContent = body.reason === "not_a_digit" ? "not a digit" : "not sure";
+      digitOut.dataset.state = flagged ? "flagged" : "abstained";
+      const why = body.reason_text || "no reason was given";
+      showReason(body.reason || "unknown", why + " (top answer " + confidence + ")");
+      say(NEXT_STEP[body.reason] || "No digit is given and a person will review it.");
     } else {
+      showReason(null, "");
       digitOut.textContent = String(body.digit);
       digitOut.dataset.state = "answered";
       say("Recognised. Request " + body.request_id.slice(0, 8) + ".");
@@ -142,7 +157,7 @@
         flagBox.hidden = false;
       }
     }
-    confidenceOut.textContent = (body.confidence * 100).toFixed(1) + "%";
+    confidenceOut.textContent = confidence;
     renderBars(body.probabilities);
     if (body.input) paintGrid("model-input", body.input, (v) => { const k = Math.round(v * 255); return [k, k, k]; });
     if (body.explanation) {
