@@ -242,3 +242,60 @@ def _build_attack(name: str, decision, options: _Options):
 
 
 _SUITE_RUNNERS = {"clean": _clean, "drawing": _drawing, "junk": _junk, "adversarial": _adversarial}
+
+
+@served.command("calibrate")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--gate", "gate_dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option(
+    "--max-wrong",
+    type=click.FloatRange(0, 1),
+    default=0.002,
+    show_default=True,
+    help="Wrong-answer rate allowed.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@data_dir_option
+@trust_option
+def calibrate(
+    model_dir: Path,
+    gate_dir: Path | None,
+    max_wrong: float,
+    seed: int,
+    data_dir: Path | None,
+    trust_dirs: tuple[Path, ...],
+) -> None:
+    """Choose the confidence threshold on the model's own validation digits (never test digits):
+    plain and re-drawn in the training styles, through the canvas path."""
+    import numpy as np
+    import torch
+
+    from digitguard.cli import default_data_dir
+    from digitguard.data import drawing, mnist
+    from digitguard.evaluation.served import lowest_threshold_within, threshold_table, through_canvas
+    from digitguard.inference.decision import ServedDecision
+    from digitguard.models.artifact import load_verified
+    from digitguard.training.loop import to_model_input
+    from digitguard.training.run import recorded_splits
+
+    primary = load_verified(model_dir, list(trust_dirs))
+    gate = load_verified(gate_dir, list(trust_dirs)) if gate_dir is not None else None
+    splits = recorded_splits(mnist.load(data_dir or default_data_dir()), primary.manifest.training)
+    if len(splits.val_labels) == 0:
+        raise click.ClickException(f"{model_dir}: its manifest records no validation split to calibrate on")
+    digits = to_model_input(splits.val_images)
+    drawn = through_canvas(drawing.render(digits, torch.Generator().manual_seed(seed)), seed)
+    inputs = torch.cat([digits, drawn.inputs])
+    labels = torch.cat([splits.val_labels, splits.val_labels[torch.from_numpy(drawn.kept)]])
+    decision = ServedDecision(primary.model.eval(), gate.model.eval() if gate else None, 0.0)
+    rows = threshold_table(decision, inputs, labels, [round(t, 2) for t in np.arange(0.3, 0.96, 0.05)])
+    click.echo(f"{len(labels)} validation inputs (plain and drawn), model {primary.weights_sha256[:12]}")
+    for row in rows:
+        click.echo(
+            f"  abstain below {row.abstain_below:.2f}: "
+            f"correct {row.correct_rate:.4f}  wrong {row.wrong_rate:.4f}"
+        )
+    chosen = lowest_threshold_within(rows, max_wrong)
+    if chosen is None:
+        raise click.ClickException(f"no threshold keeps wrong answers at or below {max_wrong}")
+    click.echo(f"lowest threshold with at most {max_wrong:.2%} wrong: {chosen.abstain_below:.2f}")

@@ -130,3 +130,17 @@ class TestWorstCase:
         low, high = wilson_interval(90, 100)
         assert 0.82 < low < 0.9 < high < 0.95
         assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+class TestThresholds:
+    def test_the_lowest_threshold_within_the_wrong_answer_budget_is_chosen(self, decision) -> None:
+        from digitguard.evaluation.served import lowest_threshold_within, threshold_table
+
+        unsure = image_for(3) * 0.05 + image_for(4) * 0.0495  # read as 3 at about 62%
+        images = torch.stack([image_for(1), unsure, image_for(5)])
+        rows = threshold_table(decision, images, torch.tensor([1, 4, 5]), [0.1, 0.5, 0.99])
+        assert [round(r.wrong_rate, 3) for r in rows][0] == 0.333
+        assert decision.abstain_below == 0.7  # restored
+        chosen = lowest_threshold_within(rows, 0.0)
+        assert chosen is not None and chosen.abstain_below == 0.99
+        assert lowest_threshold_within(rows[:1], 0.0) is None

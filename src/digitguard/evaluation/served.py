@@ -268,3 +268,34 @@ def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[f
     centre = (p + z * z / (2 * trials)) / denominator
     spread = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
     return max(0.0, centre - spread), min(1.0, centre + spread)
+
+
+@dataclass(frozen=True)
+class ThresholdRow:
+    abstain_below: float
+    correct_rate: float
+    wrong_rate: float
+
+
+def threshold_table(
+    decision: ServedDecision, inputs: torch.Tensor, labels: torch.Tensor, thresholds: Sequence[float]
+) -> list[ThresholdRow]:
+    """Correct and wrong answer rates of the decision at each confidence threshold, on held-out inputs."""
+    original = decision.abstain_below
+    rows = []
+    try:
+        for threshold in thresholds:
+            decision.abstain_below = threshold
+            result = outcomes(decision, inputs, labels)
+            rows.append(ThresholdRow(threshold, result.rate(result.correct), result.rate(result.wrong)))
+    finally:
+        decision.abstain_below = original
+    return rows
+
+
+def lowest_threshold_within(rows: Sequence[ThresholdRow], max_wrong_rate: float) -> ThresholdRow | None:
+    """The lowest threshold (the most answers) whose wrong-answer rate is at most ``max_wrong_rate``."""
+    for row in sorted(rows, key=lambda r: r.abstain_below):
+        if row.wrong_rate <= max_wrong_rate:
+            return row
+    return None
