@@ -44,7 +44,13 @@ def test_calibrate_stores_a_signed_threshold_and_evaluate_measures_it(
     args = ["--samples", "6", "--cw-samples", "0", "--steps", "2", "--out", str(out), "--json"]
     assert run("detector", "evaluate", str(small_model_dir), *args, *trust) == 0
     document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [row["attack"] for row in document["attacks"]] == ["fgsm", "pgd", "squeeze-aware-pgd"]
+    assert [row["attack"] for row in document["attacks"]] == [
+        "fgsm",
+        "pgd",
+        "squeeze-aware-pgd",
+        "binarised-search",
+        "worst-case",
+    ]
     assert document["detector"] == calibration and document["clean_test"]["images"] == 10000
     assert json.loads((out / "detector-result.json").read_text()) == document
 

@@ -30,9 +30,10 @@ DATA_DIR_ENV = "DIGITGUARD_DATA_DIR"
     "--attack",
     "attack_name",
     required=True,
-    metavar="fgsm|pgd|cw|autoattack|autoattack-art",
+    metavar="fgsm|pgd|cw|autoattack|autoattack-art|autoattack-reference",
     help="fgsm and pgd are native PyTorch; cw (C&W L∞), autoattack (standard: APGD-CE, APGD-T, "
-    "Square) and autoattack-art (ART's default list) run through ART.",
+    "Square) and autoattack-art (ART's default list) run through ART; autoattack-reference is "
+    "Croce & Hein's own standard AutoAttack (pyautoattack, with FAB-T).",
 )
 @click.option(
     "--eps",
@@ -223,3 +224,166 @@ def _print_report(result: dict[str, Any]) -> None:
         )
     for name, path in result.get("files", {}).items():
         click.echo(f"{name}: {path}")
+
+
+@click.command("attack-sharded")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--attack", "attack_name", required=True, help="A name from the attack registry.")
+@click.option("--eps", type=float, required=True, help="The L∞ budget in (0, 1].")
+@click.option("--first", type=click.IntRange(min=1), default=None, help="Test images [0, N).")
+@click.option("--start", type=click.IntRange(min=0), default=None, help="Test images [START, STOP) …")
+@click.option("--stop", type=click.IntRange(min=1), default=None, help="… instead of --first.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for run.json, shards/, results.jsonl and summary.json.",
+)
+@click.option("--resume", is_flag=True, help="Continue the run in --out, skipping the images recorded.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Images per batch; part of the run (a resumed run keeps it).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the attack's random draws.")
+@click.option("--steps", type=int, default=None, help="PGD iterations (default 40).")
+@click.option("--restarts", type=int, default=None, help="PGD random restarts (default 1).")
+@click.option("--random-start/--no-random-start", default=True, help="PGD's start (default: random).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Torch threads per process; records are byte-identical only between runs with the same count.",
+)
+@click.option("--quiet", is_flag=True, help="No per-batch progress on stderr.")
+@data_dir_option
+@trust_option
+def attack_sharded_command(
+    model_dir: Path,
+    attack_name: str,
+    eps: float,
+    first: int | None,
+    start: int | None,
+    stop: int | None,
+    out: Path,
+    resume: bool,
+    batch_size: int,
+    seed: int,
+    steps: int | None,
+    restarts: int | None,
+    random_start: bool,
+    threads: int,
+    quiet: bool,
+    data_dir: Path | None,
+    trust_dirs: tuple[Path, ...],
+) -> None:
+    """Attack test images of the verified MODEL_DIR image by image, sharded over torchrun's processes.
+
+    Each process evaluates every world-size-th batch and appends one line per image to its own
+    shard in OUT; rank 0 merges them into results.jsonl (the same bytes for any number of processes
+    or interruptions) and prints robust accuracy with its 95% Wilson interval. Run it as
+    `torchrun --nproc_per_node 2 -m digitguard attack-sharded …`, or alone.
+    """
+    import dataclasses
+    import sys
+
+    import numpy as np
+    import torch
+
+    from digitguard.attacks.base import check_epsilon
+    from digitguard.attacks.registry import AttackOptions, attack_for
+    from digitguard.attacks.sharded import (
+        ShardedRun,
+        attack_evaluation,
+        attack_record_schema,
+        robust_summary,
+        run_sharded,
+    )
+    from digitguard.cli import default_data_dir
+    from digitguard.data import mnist
+    from digitguard.models.artifact import load_verified
+    from digitguard.training import distributed
+    from digitguard.training.loop import to_model_input
+
+    begin, end = _sample_range(first, start, stop)
+    budget = check_epsilon(eps)
+    options = AttackOptions(
+        steps=steps, restarts=restarts, random_start=random_start, seed=seed, batch_size=batch_size
+    )
+    verified = load_verified(model_dir, list(trust_dirs))
+    attack = attack_for(attack_name, verified.model, options)(budget)
+    data = mnist.load(data_dir or default_data_dir())
+    test_files = {name: sha for name, sha in sorted(data.file_sha256.items()) if name.startswith("t10k")}
+    settings = {
+        "model_sha256": verified.weights_sha256,
+        "attack": attack_name,
+        "implementation": str(attack.settings().get("implementation", attack.name)),
+        "eps": budget,
+        "options": dataclasses.asdict(options),
+        "data": {"set": "MNIST test", "files_sha256": test_files},
+        "torch": torch.__version__,
+    }
+    run = ShardedRun(out, begin, end, batch_size, attack_record_schema(budget), settings)
+    torch.set_num_threads(threads)
+    images = to_model_input(torch.from_numpy(data.test.images.copy()))
+    labels = torch.from_numpy(data.test.labels.astype(np.int64))
+
+    cluster = distributed.join()
+    try:
+        outcome = run_sharded(
+            run,
+            images,
+            labels,
+            attack_evaluation(verified.model, attack),
+            cluster,
+            resume=resume,
+            summarise=robust_summary,
+            command=["digitguard", *sys.argv[1:]],
+            progress=None if quiet else _print_progress,
+        )
+    except BaseException:
+        if torch.distributed.is_initialized():  # no barrier: the other ranks may never reach it
+            torch.distributed.destroy_process_group()
+        raise
+    cluster.leave(verified.model)
+    if outcome is None:
+        return
+    summary = outcome.summary["summary"]
+    low, high = summary["robust_accuracy_wilson_95"]
+    click.echo(f"model {model_dir} (weights sha256 {verified.weights_sha256})")
+    click.echo(
+        f"{attack_name} at ε = {budget:g} on MNIST test images [{begin}, {end}), "
+        f"{cluster.world_size} process(es), batch {batch_size}"
+    )
+    click.echo(
+        f"clean accuracy {summary['clean_accuracy']:.4f} ({summary['clean_correct']}/{summary['images']})"
+    )
+    robust, images_count = summary["robust_correct"], summary["images"]
+    click.echo(
+        f"robust accuracy {summary['robust_accuracy']:.4f} ({robust}/{images_count}), "
+        f"95% Wilson interval [{low:.4f}, {high:.4f}]"
+    )
+    click.echo(f"results: {outcome.results} (sha256 {outcome.results_sha256})")
+    click.echo(f"summary: {outcome.summary_path}")
+
+
+def _sample_range(first: int | None, start: int | None, stop: int | None) -> tuple[int, int]:
+    if first is not None and (start is not None or stop is not None):
+        raise AttackError("give --first N or --start/--stop, not both")
+    if first is not None:
+        return 0, first
+    if stop is None:
+        raise AttackError("say which test images: --first N, or --start A --stop B")
+    return start or 0, stop
+
+
+def _print_progress(step: Any) -> None:
+    state = "evaluated" if step.evaluated else "already recorded"
+    click.echo(
+        f"[rank {step.rank}/{step.world_size}] images {step.batch.start}–{step.batch.stop - 1} {state} "
+        f"in {step.seconds:.1f} s; {step.done}/{step.total} of this rank's share",
+        err=True,
+    )

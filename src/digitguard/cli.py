@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import platformdirs
 
-from digitguard.attack_cli import attack_command
+from digitguard.attack_cli import attack_command, attack_sharded_command
 from digitguard.cli_options import data_dir_option, trust_option
 from digitguard.detector_cli import detector
 from digitguard.errors import DigitguardError
@@ -25,6 +25,7 @@ from digitguard.privacy_cli import privacy
 from digitguard.redteam_cli import redteam
 from digitguard.report_cli import report
 from digitguard.review_cli import review
+from digitguard.served_cli import served
 from digitguard.supplychain_cli import supply_chain
 from digitguard.threats_cli import threats
 from digitguard.trigger_cli import trigger
@@ -46,8 +47,10 @@ def cli() -> None:
 
 
 cli.add_command(review)
+cli.add_command(served)
 cli.add_command(threats)
 cli.add_command(attack_command)
+cli.add_command(attack_sharded_command)
 cli.add_command(detector)
 cli.add_command(trigger)
 cli.add_command(redteam)
@@ -132,6 +135,12 @@ def data_verify(data_dir: Path | None) -> None:
     type=click.Choice(["affine", "drawing"]),
     default=None,
     help="affine: small random moves; drawing: half of each batch re-drawn as people draw (affine).",
+)
+@click.option(
+    "--junk-fraction",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Add this many synthetic non-digits per training digit as class 10 (gate models only) (0).",
 )
 @click.option(
     "--precision",
@@ -386,6 +395,14 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
     default=None,
     help="Model directory (default: models/basic).",
 )
+@click.option(
+    "--gate",
+    "gate_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Gate model directory: a signed 11-output model (digits, then 'not a digit') that must agree "
+    "with the model for an answer (verified like the model, with the same --trust).",
+)
 @trust_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
@@ -428,6 +445,7 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
 )
 def serve(
     model_dir: Path | None,
+    gate_dir: Path | None,
     trust_dirs: tuple[Path, ...],
     host: str,
     port: int,
@@ -459,14 +477,18 @@ def serve(
         overrides["TLS"] = True  # HSTS on every response, Secure cookies
     if model_dir is not None:
         overrides["MODEL_DIR"] = str(model_dir)
+    if gate_dir is not None:
+        overrides["GATE_DIR"] = str(gate_dir)
     if trust_dirs:
         overrides["TRUST_DIRS"] = [str(p) for p in trust_dirs]
     if abstain_below is not None:
         overrides["ABSTAIN_BELOW"] = abstain_below
     app = create_app(overrides or None)
-    verified = app.extensions["digitguard"].verified
+    predictor = app.extensions["digitguard"]
+    verified, gate = predictor.verified, predictor.gate
+    gated = f", gate {gate.path} (weights sha256 {gate.weights_sha256})" if gate is not None else ""
     click.echo(
-        f"serving {verified.path} (weights sha256 {verified.weights_sha256}) "
+        f"serving {verified.path} (weights sha256 {verified.weights_sha256}){gated} "
         f"at {'https' if tls else 'http'}://{host}:{port}",
         err=True,
     )

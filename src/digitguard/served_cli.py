@@ -58,6 +58,10 @@ def served() -> None:
 )
 @click.option("--restarts", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=50, show_default=True, help="Adversarial batches."
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted adversarial run from its shards.")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
 @data_dir_option
 @trust_option
@@ -74,14 +78,22 @@ def evaluate(
     steps: int,
     restarts: int,
     seed: int,
+    batch_size: int,
+    resume: bool,
     out: Path,
     data_dir: Path | None,
     trust_dirs: tuple[Path, ...],
 ) -> None:
-    """Measure the served decision: clean test digits, drawing styles, non-digits, attacks."""
+    """Measure the served decision: clean test digits, drawing styles, non-digits, attacks.
+
+    Under ``torchrun --nproc_per_node N`` the adversarial suite is shared out over the N processes
+    (resumable with --resume; the merged results do not depend on N); the other suites run in
+    process 0 only.
+    """
     import torch
 
     from digitguard.models.artifact import load_verified
+    from digitguard.training import distributed
 
     attack_names = _attack_names(attacks)
     primary = load_verified(model_dir, list(trust_dirs))
@@ -101,15 +113,39 @@ def evaluate(
         "torch_threads": torch.get_num_threads(),
     }
     out.mkdir(parents=True, exist_ok=True)
-    for suite in suites or SUITES:
-        click.echo(f"suite {suite} …", err=True)
-        result = _SUITE_RUNNERS[suite](
-            decision,
-            test_images,
-            test_labels,
-            train_digits,
-            _Options(first, junk_per_family, eps, attack_names, targets, steps, restarts, seed),
+    cluster = distributed.join()
+    options = _Options(
+        first,
+        junk_per_family,
+        eps,
+        attack_names,
+        targets,
+        steps,
+        restarts,
+        seed,
+        primary.weights_sha256,
+        gate.weights_sha256 if gate else None,
+        out / "adversarial-shards",
+        batch_size,
+        resume,
+        cluster,
+    )
+    try:
+        _run_suites(
+            decision, suites or SUITES, (test_images, test_labels, train_digits), options, header, out
         )
+    finally:
+        cluster.leave(decision)
+
+
+def _run_suites(decision, suites, data, options: _Options, header: dict[str, Any], out: Path) -> None:
+    for suite in suites:
+        if suite != "adversarial" and not options.cluster.is_writer:
+            continue
+        click.echo(f"suite {suite} …", err=True)
+        result = _SUITE_RUNNERS[suite](decision, *data, options)
+        if not options.cluster.is_writer:
+            continue
         path = out / f"served-{suite}.json"
         path.write_text(json.dumps({**header, "suite": suite, **result}, indent=1, sort_keys=True) + "\n")
         click.echo(f"{suite}: {json.dumps(result.get('summary', {}), sort_keys=True)}  → {path}")
@@ -125,6 +161,12 @@ class _Options:
     steps: int
     restarts: int
     seed: int
+    model_sha256: str
+    gate_sha256: str | None
+    shards: Path
+    batch_size: int
+    resume: bool
+    cluster: Any
 
 
 def _attack_names(text: str) -> tuple[str, ...]:
@@ -204,23 +246,52 @@ def _refusal_summary(families: dict[str, Any]) -> dict[str, Any]:
 
 
 def _adversarial(decision, images, labels, _train, options: _Options) -> dict[str, Any]:
-    from digitguard.evaluation.served import worst_case
+    """Sharded over ``torchrun`` processes and resumable (``digitguard.attacks.sharded``)."""
+    from digitguard.attacks.sharded import ShardedRun, run_sharded
+    from digitguard.evaluation.served import decision_evaluation, decision_record_schema, decision_summary
 
-    n = options.first
-    attacks = [_build_attack(name, decision, options) for name in options.attacks]
+    attacks = {name: _build_attack(name, decision, options) for name in options.attacks}
+    settings = {
+        "model_sha256": options.model_sha256,
+        "gate_sha256": options.gate_sha256,
+        "abstain_below": decision.abstain_below,
+        "eps": options.eps,
+        "attacks": [{"attack": name, "settings": dict(a.settings())} for name, a in attacks.items()],
+    }
+    run = ShardedRun(
+        options.shards,
+        0,
+        options.first,
+        options.batch_size,
+        decision_record_schema(options.attacks, options.eps),
+        settings,
+    )
 
-    def progress(attack: str, done: int, total: int) -> None:
-        click.echo(f"  {attack}: {done}/{total}", err=True)
+    def progress(step) -> None:
+        click.echo(f"  rank {step.rank}: {step.done}/{step.total} images ({step.seconds:.0f} s)", err=True)
 
-    result = worst_case(decision, images[:n], labels[:n], range(n), attacks, progress=progress)
-    report = result.to_dict()
-    summary = {k: report[k] for k in ("images", "correct_or_abstained", "wilson_95", "per_attack")}
+    outcome = run_sharded(
+        run,
+        images,
+        labels,
+        decision_evaluation(decision, attacks),
+        options.cluster,
+        resume=options.resume,
+        summarise=decision_summary(options.attacks),
+        command=["digitguard", *sys.argv[1:]],
+        progress=progress,
+    )
+    if outcome is None:
+        return {}
+    records = [json.loads(line) for line in outcome.results.read_text().splitlines()]
     return {
-        "sample": f"MNIST test images 0–{n - 1}",
+        "sample": f"MNIST test images 0–{options.first - 1}",
         "eps": options.eps,
         "norm": "Linf",
-        "summary": summary,
-        **{k: v for k, v in report.items() if k not in summary},
+        "summary": outcome.summary.get("summary", outcome.summary),
+        "attacks": settings["attacks"],
+        "results_sha256": outcome.results_sha256,
+        "per_image": records,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -129,7 +130,8 @@ class TestWorstCase:
     def test_the_wilson_interval_brackets_the_proportion(self) -> None:
         low, high = wilson_interval(90, 100)
         assert 0.82 < low < 0.9 < high < 0.95
-        assert wilson_interval(0, 0) == (0.0, 1.0)
+        with pytest.raises(ValueError, match="trials > 0"):
+            wilson_interval(0, 0)
 
 
 class TestThresholds:
@@ -139,8 +141,52 @@ class TestThresholds:
         unsure = image_for(3) * 0.05 + image_for(4) * 0.0495  # read as 3 at about 62%
         images = torch.stack([image_for(1), unsure, image_for(5)])
         rows = threshold_table(decision, images, torch.tensor([1, 4, 5]), [0.1, 0.5, 0.99])
-        assert [round(r.wrong_rate, 3) for r in rows][0] == 0.333
+        assert round(rows[0].wrong_rate, 3) == 0.333
         assert decision.abstain_below == 0.7  # restored
         chosen = lowest_threshold_within(rows, 0.0)
         assert chosen is not None and chosen.abstain_below == 0.99
         assert lowest_threshold_within(rows[:1], 0.0) is None
+
+
+class TestTheShardedAdversarialSuite:
+    def test_records_say_per_image_what_each_attack_got_and_whether_the_image_held(
+        self, decision, tmp_path
+    ) -> None:
+        from digitguard.attacks.sharded import ShardedRun, run_sharded
+        from digitguard.evaluation.served import decision_evaluation, decision_record_schema, decision_summary
+        from digitguard.training.distributed import Cluster
+
+        images = torch.stack([image_for(d) for d in range(6)])
+        attacks = {"nothing": Nothing(decision, 1.0), "shift": Shift(decision, 1.0)}
+        run = ShardedRun(tmp_path, 0, 6, 4, decision_record_schema(list(attacks), 1.0), {"eps": 1.0})
+        outcome = run_sharded(
+            run,
+            images,
+            torch.arange(6),
+            decision_evaluation(decision, attacks),
+            Cluster(),
+            summarise=decision_summary(list(attacks)),
+        )
+        assert outcome is not None
+        assert outcome.summary["summary"]["per_attack"] == {"nothing": 1.0, "shift": 0.0}
+        assert outcome.summary["summary"]["correct_or_abstained"] == 0.0
+        first = json.loads(outcome.results.read_text().splitlines()[0])
+        assert first == {
+            "index": 0,
+            "label": 0,
+            "clean": 0,
+            "answer_nothing": 0,
+            "linf_nothing": 0.0,
+            "answer_shift": 1,
+            "linf_shift": 1.0,
+            "holds": False,
+        }
+
+    def test_a_record_whose_holds_contradicts_its_answers_is_refused(self) -> None:
+        from digitguard.evaluation.served import decision_record_schema
+
+        schema = decision_record_schema(["pgd"], 0.3)
+        record = {"index": 0, "label": 3, "clean": 3, "answer_pgd": 5, "linf_pgd": 0.3, "holds": True}
+        assert "contradicts" in str(schema.problem(record, 0, 10))
+        assert schema.problem({**record, "holds": False}, 0, 10) is None
+        assert "outside" in str(schema.problem({**record, "holds": False, "linf_pgd": 0.5}, 0, 10))

@@ -8,6 +8,10 @@ A map of the package:
   one attack per module.
 * :mod:`~digitguard.attacks.art_attacks` — C&W L∞ and AutoAttack through the Adversarial
   Robustness Toolbox, and ART's FGSM and PGD as referees of the native ones.
+* :mod:`~digitguard.attacks.reference_autoattack` — Croce & Hein's own AutoAttack (``pyautoattack``),
+  the referee of the ART-based one.
+* :mod:`~digitguard.attacks.sharded` — a per-image evaluation over a range of test images, sharded
+  across ``torch.distributed`` processes, resumable, merged into one file whatever the world size.
 * :mod:`~digitguard.attacks.registry` — the names the command line accepts.
 * :mod:`~digitguard.attacks.evaluate` — clean and robust accuracy and attack success rate per ε,
   and the referee comparison, as frozen, JSON-able reports.

@@ -16,13 +16,16 @@ from digitguard.attacks.art_attacks import (
     CarliniWagnerLinf,
 )
 from digitguard.attacks.base import Attack
+from digitguard.attacks.binarised_search import BinarisedSearchAttack
 from digitguard.attacks.fgsm import FGSM
 from digitguard.attacks.pgd import PGD
+from digitguard.attacks.reference_autoattack import ReferenceAutoAttack
 from digitguard.errors import AttackError, UnknownAttackError
 
 AttackForEpsilon = Callable[[float], Attack]
 
 PGD_DEFAULT_STEPS = 40
+BINARISED_SEARCH_DEFAULT_STEPS = 100
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,22 @@ def _autoattack_art(model: nn.Module, options: AttackOptions) -> AttackForEpsilo
     return lambda eps: ArtDefaultAutoAttackLinf(model, eps, seed=options.seed, batch_size=options.batch_size)
 
 
+def _autoattack_reference(model: nn.Module, options: AttackOptions) -> AttackForEpsilon:
+    _refuse_iterations("autoattack-reference", options)
+    return lambda eps: ReferenceAutoAttack(model, eps, seed=options.seed, batch_size=options.batch_size)
+
+
+def _binarised_search(model: nn.Module, options: AttackOptions) -> AttackForEpsilon:
+    # The registry knows no detector threshold: here the attack fools the classifier on all three
+    # squeezed views; `digitguard detector evaluate` runs it against the calibrated detector.
+    if options.restarts is not None:
+        raise AttackError("--restarts applies to pgd, not to binarised-search (it runs once per wrong class)")
+    steps = options.steps if options.steps is not None else BINARISED_SEARCH_DEFAULT_STEPS
+    return lambda eps: BinarisedSearchAttack(
+        model, eps, threshold=None, steps=steps, random_start=options.random_start, seed=options.seed
+    )
+
+
 def _refuse_iterations(name: str, options: AttackOptions) -> None:
     if options.steps is not None or options.restarts is not None or not options.random_start:
         raise AttackError(f"--steps, --restarts and --no-random-start apply to pgd, not to {name}")
@@ -78,6 +97,8 @@ ATTACKS: dict[str, Callable[[nn.Module, AttackOptions], AttackForEpsilon]] = {
     "cw": _cw,
     "autoattack": _autoattack,
     "autoattack-art": _autoattack_art,
+    "autoattack-reference": _autoattack_reference,
+    "binarised-search": _binarised_search,
 }
 
 # Images attacked when the caller does not say: the whole test set where that is cheap.
@@ -87,6 +108,8 @@ DEFAULT_SAMPLES: dict[str, int | None] = {
     "cw": 100,
     "autoattack": 100,
     "autoattack-art": 100,
+    "autoattack-reference": 100,
+    "binarised-search": 100,
 }
 
 

@@ -17,15 +17,16 @@ Four questions, each answered on sets the decision never trained or calibrated o
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
-from digitguard.attacks.base import Attack, check_budget
+from digitguard.attacks.base import BUDGET_TOLERANCE, Attack, check_budget
+from digitguard.attacks.sharded import BatchEvaluation, RecordSchema, wilson_interval
 from digitguard.data import drawing
 from digitguard.errors import NothingDrawnError
 from digitguard.inference.decision import ABSTAINED, ServedDecision
@@ -259,17 +260,6 @@ def worst_case(
     )
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    """The 95% Wilson score interval of a proportion."""
-    if trials == 0:
-        return 0.0, 1.0
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    spread = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - spread), min(1.0, centre + spread)
-
-
 @dataclass(frozen=True)
 class ThresholdRow:
     abstain_below: float
@@ -299,3 +289,89 @@ def lowest_threshold_within(rows: Sequence[ThresholdRow], max_wrong_rate: float)
         if row.wrong_rate <= max_wrong_rate:
             return row
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The adversarial suite as a sharded, resumable run (digitguard.attacks.sharded).
+
+
+def _field(attack: str) -> str:
+    return attack.replace("-", "_")
+
+
+def decision_record_schema(attack_names: Sequence[str], eps: float) -> RecordSchema:
+    """Per image: the label, the decision's clean answer, its answer and L∞ under each attack
+    (−1: abstained), and ``holds`` — no answer was a wrong digit."""
+
+    def answers_are_digits_or_abstentions(record: Mapping[str, Any]) -> str | None:
+        keys = ["clean", *(f"answer_{_field(a)}" for a in attack_names)]
+        return next((f"{k!r} must be −1 or 0–9" for k in keys if not ABSTAINED <= record[k] <= 9), None)
+
+    def holds_matches_answers(record: Mapping[str, Any]) -> str | None:
+        keys = ["clean", *(f"answer_{_field(a)}" for a in attack_names)]
+        expected = all(record[k] in (record["label"], ABSTAINED) for k in keys)
+        return None if record["holds"] == expected else "'holds' contradicts the label and answers"
+
+    def within_budget(record: Mapping[str, Any]) -> str | None:
+        for attack in attack_names:
+            if not 0 <= record[f"linf_{_field(attack)}"] <= eps + BUDGET_TOLERANCE:
+                return f"{attack}: L∞ {record[f'linf_{_field(attack)}']} is outside [0, ε = {eps}]"
+        return None
+
+    fields: list[tuple[str, type]] = [("index", int), ("label", int), ("clean", int)]
+    for attack in attack_names:
+        fields += [(f"answer_{_field(attack)}", int), (f"linf_{_field(attack)}", float)]
+    fields.append(("holds", bool))
+    rules = (answers_are_digits_or_abstentions, holds_matches_answers, within_budget)
+    return RecordSchema("served-decision/1", tuple(fields), rules)
+
+
+def decision_evaluation(decision: ServedDecision, attacks: Mapping[str, Attack]) -> BatchEvaluation:
+    """The per-batch function of the sharded run: every attack (by its name in the records) on the
+    batch, the decision on each result."""
+
+    def evaluate(images: torch.Tensor, labels: torch.Tensor, indices: list[int]) -> list[dict[str, Any]]:
+        clean = decision.decide(images).answers
+        records: list[dict[str, Any]] = [
+            {"index": index, "label": int(label), "clean": int(answer)}
+            for index, label, answer in zip(indices, labels, clean, strict=True)
+        ]
+        holds = _holds(clean, labels)
+        for name, attack in attacks.items():
+            adversarial = attack(images, labels)
+            check_budget(adversarial, images, attack.eps, name)
+            answers = decision.decide(adversarial).answers
+            holds &= _holds(answers, labels)
+            distances = (adversarial - images).flatten(1).abs().amax(1)
+            for record, answer, distance in zip(records, answers, distances, strict=True):
+                record[f"answer_{_field(name)}"] = int(answer)
+                record[f"linf_{_field(name)}"] = float(distance)
+        for record, held in zip(records, holds, strict=True):
+            record["holds"] = bool(held)
+        return records
+
+    return evaluate
+
+
+def decision_summary(attack_names: Sequence[str]) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(records)
+        held = sum(r["holds"] for r in records)
+        low, high = wilson_interval(held, n)
+
+        def rate(attack: str) -> float:
+            key = f"answer_{_field(attack)}"
+            return round(sum(r[key] in (r["label"], ABSTAINED) for r in records) / n, 6)
+
+        return {
+            "images": n,
+            "correct_or_abstained": round(held / n, 6),
+            "wilson_95": [round(low, 6), round(high, 6)],
+            "clean_correct_or_abstained": round(
+                sum(r["clean"] in (r["label"], ABSTAINED) for r in records) / n, 6
+            ),
+            "per_attack": {attack: rate(attack) for attack in attack_names},
+            "max_linf": max(r[f"linf_{_field(a)}"] for r in records for a in attack_names),
+        }
+
+    return summarise
