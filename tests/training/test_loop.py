@@ -86,3 +86,13 @@ class TestConfig:
     def test_unknown_settings_are_refused(self) -> None:
         with pytest.raises(ValueError, match="unknown training settings"):
             TrainConfig.from_dict({"epochs": 1, "mystery": 2})
+
+
+class TestMetricsOfAGateModel:
+    def test_digits_called_not_a_digit_get_their_own_column_and_count_as_wrong(self) -> None:
+        from digitguard.training.metrics import evaluate_predictions
+
+        result = evaluate_predictions(torch.tensor([0, 10, 1, 1]), torch.tensor([0, 0, 1, 2]))
+        assert result.accuracy == 0.5
+        assert len(result.confusion_matrix[0]) == 11 and result.confusion_matrix[0][10] == 1
+        assert result.per_class_accuracy[:3] == (0.5, 1.0, 0.0)

@@ -35,7 +35,7 @@ REASON_CODES: tuple[Abstention | None, ...] = (
 class DecisionBatch:
     answers: torch.Tensor  # (b,) int64: the digit answered, or ABSTAINED
     reasons: torch.Tensor  # (b,) int64: index into REASON_CODES (0 when answered)
-    confidence: torch.Tensor  # (b,) the primary model's top probability
+    confidence: torch.Tensor  # (b,) what the threshold judges (the gate's probability of the answer, if any)
 
     def reason_names(self) -> list[str | None]:
         return [None if code == 0 else str(REASON_CODES[code]) for code in self.reasons.tolist()]
@@ -71,10 +71,11 @@ class ServedDecision(nn.Module):
     def _decide(self, x: torch.Tensor) -> DecisionBatch:
         probabilities = torch.softmax(self.primary(x).float(), 1)
         confidence, top = probabilities.max(1)
-        reasons = torch.zeros(len(x), dtype=torch.int64)
-        low = confidence < self.abstain_below
-        reasons[low] = REASON_CODES.index(Abstention.LOW_CONFIDENCE)
         gate = self.gate_logits(x)
+        if gate is not None:  # the threshold judges the gate's probability of the primary's digit
+            confidence = torch.softmax(gate.float(), 1)[torch.arange(len(x)), top]
+        reasons = torch.zeros(len(x), dtype=torch.int64)
+        reasons[confidence < self.abstain_below] = REASON_CODES.index(Abstention.LOW_CONFIDENCE)
         if gate is not None:
             gate_top = gate.argmax(1)
             reasons[gate_top != top] = REASON_CODES.index(Abstention.MODELS_DISAGREE)

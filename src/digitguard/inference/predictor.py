@@ -11,7 +11,8 @@ queue all use (:class:`Abstention`):
 - ``models_disagree`` — the gate model reads another digit than the primary model: an answer
   needs both (an adversarial example has to fool the robust primary *and* move the gate to the
   same wrong digit);
-- ``low_confidence`` — the primary model's top probability is below the threshold;
+- ``low_confidence`` — the confidence is below the threshold: the gate's probability of the
+  primary's digit when a gate serves, else the primary's top probability;
 - ``flagged_adversarial`` / ``flagged_trigger`` — a detector fired.
 
 ``explain`` gives Integrated Gradients attributions (Sundararajan et al., 2017) over the
@@ -186,8 +187,11 @@ class Predictor:
             and screened.trigger is not None
             and self.trigger_detector.flags(screened.trigger)
         )
-        confidence = float(probabilities.max())
-        gate = self._gate_reading(x)
+        gate = self._gate_reading(x, int(probabilities.argmax()))
+        # With a gate, the confidence the threshold judges is the gate's probability of the primary's
+        # answer: a TRADES-trained primary is soft by design (median top probability about 0.7 on
+        # clean digits), so its own top probability says little about being right.
+        confidence = gate.of_answer if gate is not None else float(probabilities.max())
         reason = abstention_reason(
             top_class=int(probabilities.argmax()),
             confidence=confidence,
@@ -213,12 +217,14 @@ class Predictor:
             gate_sha256=self.gate.weights_sha256 if self.gate is not None else None,
         )
 
-    def _gate_reading(self, x: torch.Tensor) -> _GateReading | None:
+    def _gate_reading(self, x: torch.Tensor, answer: int) -> _GateReading | None:
         if self.gate_model is None:
             return None
         with torch.inference_mode():
             probabilities = torch.softmax(self.gate_model(x), 1)[0]
-        return _GateReading(int(probabilities.argmax()), float(probabilities[NOT_A_DIGIT_CLASS]))
+        return _GateReading(
+            int(probabilities.argmax()), float(probabilities[NOT_A_DIGIT_CLASS]), float(probabilities[answer])
+        )
 
     def _screened_forward(self, x: torch.Tensor) -> _Screened:
         """One batch through the primary model: the input, its squeezed views when the adversarial
@@ -275,6 +281,7 @@ def abstention_reason(
 class _GateReading:
     top: int  # 0–9, or NOT_A_DIGIT_CLASS
     not_digit: float
+    of_answer: float  # the gate's probability of the primary model's top digit
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ NUM_CLASSES = 10
 class Evaluation:
     accuracy: float
     per_class_accuracy: tuple[float, ...]
-    confusion_matrix: tuple[tuple[int, ...], ...]  # rows: true class, columns: predicted
+    # rows: true class, columns: predicted; a model with a "not a digit" class (the served decision's
+    # gate) gets an 11th column for the test digits it called not a digit.
+    confusion_matrix: tuple[tuple[int, ...], ...]
     samples: int
 
     def to_dict(self) -> dict[str, object]:
@@ -28,14 +30,15 @@ class Evaluation:
 def evaluate_predictions(predicted: torch.Tensor, labels: torch.Tensor) -> Evaluation:
     if len(labels) == 0:
         raise ValueError("cannot evaluate on an empty set")
-    confusion = torch.zeros(NUM_CLASSES, NUM_CLASSES, dtype=torch.long)
+    columns = max(NUM_CLASSES, int(predicted.max()) + 1 if len(predicted) else NUM_CLASSES)
+    confusion = torch.zeros(NUM_CLASSES, columns, dtype=torch.long)
     confusion.index_put_(
         (labels.long(), predicted.long()), torch.ones_like(labels, dtype=torch.long), accumulate=True
     )
     per_class_total = confusion.sum(1).clamp(min=1)
-    per_class = (confusion.diag().double() / per_class_total).tolist()
+    per_class = (confusion[:, :NUM_CLASSES].diag().double() / per_class_total).tolist()
     return Evaluation(
-        accuracy=float(confusion.diag().sum()) / len(labels),
+        accuracy=float(confusion[:, :NUM_CLASSES].diag().sum()) / len(labels),
         per_class_accuracy=tuple(per_class),
         confusion_matrix=tuple(tuple(row) for row in confusion.tolist()),
         samples=len(labels),
