@@ -25,11 +25,12 @@ data: setup
 	@if [ -n "$$DIGITGUARD_DATA_DIR" ]; then $(BIN)/digitguard data verify; else $(BIN)/digitguard data fetch; fi
 
 demo: data
-	$(BIN)/digitguard verify models/basic
-	$(BIN)/digitguard serve --model models/basic --host 127.0.0.1 --port 8000
+	$(BIN)/digitguard verify models/robust-drawing
+	$(BIN)/digitguard verify models/digit-gate
+	$(BIN)/digitguard serve --host 127.0.0.1 --port 8000
 
 evaluate: data
-	$(BIN)/digitguard evaluate models/basic
+	$(BIN)/digitguard evaluate models/robust-drawing
 
 test: lint sast browser pytest supply-chain-audit threats-check
 

@@ -393,7 +393,7 @@ def verify(model_dir: Path, trust_dirs: tuple[Path, ...]) -> None:
     "model_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Model directory (default: models/basic).",
+    help="Model directory (default: models/robust-drawing, served with the gate models/digit-gate).",
 )
 @click.option(
     "--gate",

@@ -321,3 +321,22 @@ class TestGate:
             process.terminate()
             _, stderr = process.communicate(timeout=30)
         assert f"gate {gate} (weights sha256 {ready['gate_sha256']})".encode() in stderr
+
+
+class TestTheServedDefault:
+    def test_the_default_model_comes_with_the_default_gate_and_a_chosen_model_with_none(self) -> None:
+        from digitguard.web import default_gate_dir, default_model_dir, gate_dir_of
+
+        assert default_model_dir().name == "robust-drawing" and default_gate_dir().name == "digit-gate"
+        assert gate_dir_of({"MODEL_DIR": None, "GATE_DIR": None}) == default_gate_dir()
+        assert gate_dir_of({"MODEL_DIR": "models/basic", "GATE_DIR": None}) is None
+        assert gate_dir_of({"MODEL_DIR": None, "GATE_DIR": "off"}) is None
+        assert gate_dir_of({"MODEL_DIR": "m", "GATE_DIR": "g"}) == Path("g")
+
+    def test_the_shipped_default_pair_verifies_against_the_repository_trust_store(self) -> None:
+        from digitguard.inference.predictor import Predictor
+        from digitguard.models.artifact import load_verified
+        from digitguard.web import default_gate_dir, default_model_dir
+
+        predictor = Predictor(load_verified(default_model_dir()), gate=load_verified(default_gate_dir()))
+        assert predictor.gate_model is not None

@@ -49,7 +49,24 @@ class ConfigError(DigitguardError):
 
 
 def default_model_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "models" / "basic"
+    """The served default (issue 16): TRADES at ε = 0.3, trained on drawing styles too."""
+    return Path(__file__).resolve().parents[3] / "models" / "robust-drawing"
+
+
+def default_gate_dir() -> Path:
+    """The gate served with the default model: it must agree, and it knows non-digits."""
+    return Path(__file__).resolve().parents[3] / "models" / "digit-gate"
+
+
+def gate_dir_of(config: Mapping[str, object]) -> Path | None:
+    """The configured gate; without one, the default model comes with the default gate and an
+    explicitly chosen model with none. ``GATE_DIR="off"`` serves no gate at all."""
+    configured = config.get("GATE_DIR")
+    if configured == "off":
+        return None
+    if configured:
+        return Path(str(configured))
+    return default_gate_dir() if not config.get("MODEL_DIR") else None
 
 
 DEFAULTS: dict[str, Any] = {
@@ -63,7 +80,8 @@ DEFAULTS: dict[str, Any] = {
     # with MODEL_DIR's (each verified like it); empty: the model alone.
     "ENSEMBLE_MODEL_DIRS": [],
     # Optional gate: a signed model with 11 outputs (ten digits, then "not a digit") that must read
-    # the same digit as the served model for an answer, and can say "not a digit"; None: no gate.
+    # the same digit as the served model for an answer, and can say "not a digit". None: the default
+    # gate with the default model, none with a chosen MODEL_DIR; "off": never a gate.
     "GATE_DIR": None,
     # Against model extraction (web/extraction.py): what a prediction reveals, by caller, and the
     # PRADA watch that throttles callers whose queries look synthetic.
@@ -201,8 +219,8 @@ def _predictor(app: Flask) -> Predictor:
     verified = load_verified(model_dir, trust_dirs)
     member_dirs = path_list(app.config["ENSEMBLE_MODEL_DIRS"])
     detectors = detectors_for(verified, app.config)
-    gate_dir = app.config["GATE_DIR"]
-    gate = load_verified(Path(gate_dir), trust_dirs) if gate_dir else None
+    gate_dir = gate_dir_of(app.config)
+    gate = load_verified(gate_dir, trust_dirs) if gate_dir else None
     try:
         return Predictor(
             verified,
