@@ -361,6 +361,10 @@ def calibrate(
     decision = ServedDecision(primary.model.eval(), gate.model.eval() if gate else None, 0.0)
     rows = threshold_table(decision, inputs, labels, [round(t, 2) for t in np.arange(0.3, 0.96, 0.05)])
     click.echo(f"{len(labels)} validation inputs (plain and drawn), model {primary.weights_sha256[:12]}")
+    with torch.no_grad():
+        top = torch.softmax(primary.model.eval()(inputs), 1).amax(1)
+    quartiles = torch.quantile(top, torch.tensor([0.25, 0.5, 0.75])).tolist()
+    click.echo("  the model's own top probability, quartiles: " + ", ".join(f"{q:.3f}" for q in quartiles))
     for row in rows:
         click.echo(
             f"  abstain below {row.abstain_below:.2f}: "
