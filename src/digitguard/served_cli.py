@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -312,7 +313,7 @@ def _build_attack(name: str, decision, options: _Options):
     return attack_for(name, decision.primary, AttackOptions(seed=options.seed))(options.eps)
 
 
-_SUITE_RUNNERS = {"clean": _clean, "drawing": _drawing, "junk": _junk, "adversarial": _adversarial}
+_SUITE_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {"clean": _clean, "drawing": _drawing, "junk": _junk, "adversarial": _adversarial}
 
 
 @served.command("calibrate")
