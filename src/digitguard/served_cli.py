@@ -313,7 +313,12 @@ def _build_attack(name: str, decision, options: _Options):
     return attack_for(name, decision.primary, AttackOptions(seed=options.seed))(options.eps)
 
 
-_SUITE_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {"clean": _clean, "drawing": _drawing, "junk": _junk, "adversarial": _adversarial}
+_SUITE_RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "clean": _clean,
+    "drawing": _drawing,
+    "junk": _junk,
+    "adversarial": _adversarial,
+}
 
 
 @served.command("calibrate")
