@@ -34,7 +34,7 @@ def test_report_writes_markdown_and_html(runner: CliRunner, junit: Path, tmp_pat
     result = runner.invoke(cli, ["threats", "report", "--out", str(tmp_path / "out"), "--junit", str(junit)])
     assert result.exit_code == 0, result.output
     markdown = (tmp_path / "out" / "threat-model.md").read_text()
-    assert "```mermaid" in markdown and "for the served model `basic`" in markdown
+    assert "```mermaid" in markdown and "for the served model `robust-drawing`" in markdown
     assert (tmp_path / "out" / "threat-model.html").read_text().startswith("<!doctype html>")
     assert "threats:" in result.output
 
