@@ -103,9 +103,9 @@ def redteam() -> None:
 @click.option(
     "--reference-model",
     type=click.Path(path_type=Path),
-    default=Path("models/basic"),
-    show_default=True,
-    help="A local copy of the served model, to measure agreement and transfer (never queried).",
+    default=None,
+    help="A local copy of the served model, to measure agreement and transfer (never queried); it "
+    "must be the model the server reports (default: the served default, models/robust-drawing).",
 )
 @click.option("--eval-samples", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -126,7 +126,7 @@ def extract_command(
     seeds: int,
     step: float,
     epochs: int,
-    reference_model: Path,
+    reference_model: Path | None,
     eval_samples: int,
     seed: int,
     out: Path | None,
@@ -142,9 +142,19 @@ def extract_command(
     from digitguard.data import mnist
     from digitguard.models.artifact import load_verified
     from digitguard.training.loop import to_model_input
+    from digitguard.web import default_model_dir
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
+    reference_model = reference_model or default_model_dir()
     reference = load_verified(reference_model, list(trust_dirs))
+    served = served_model_sha256(url)
+    if served != reference.weights_sha256:
+        # The result is evidence about the served model: a different local copy would bind it to the
+        # wrong weights (or to none, if the server does not say what it serves).
+        raise click.ClickException(
+            f"{reference_model}: weights {reference.weights_sha256[:12]}… are not the served model "
+            f"({str(served)[:12]}… at {url}); pass the served model as --reference-model"
+        )
     test = mnist.load(data_dir or default_data_dir()).test
     # The attacker's unlabelled pool: the first half of the test digits; the yardstick: the second.
     pool = to_model_input(torch.from_numpy(test.images[:5000].copy()))

@@ -69,3 +69,14 @@ def test_an_ordinary_user_replaying_test_digits_is_never_paused(
     result = json.loads((out / "replay-result.json").read_text())
     assert result["answered"] == 300 and result["refusal"] is None
     assert result["model_sha256"] == app.extensions["digitguard"].model_sha256
+
+
+def test_a_reference_model_that_is_not_the_served_one_is_refused(
+    live_service, mnist_dir: Path, tmp_path: Path
+) -> None:
+    url, app = live_service
+    basic = Path(__file__).resolve().parents[2] / "models" / "basic"  # not what live_service serves
+    args = ["--url", url, "--key", _key(app), "--queries", "20", "--reference-model", str(basic)]
+    args += ["--data-dir", str(mnist_dir), "--out", str(tmp_path / "x")]
+    assert run("redteam", "extract", *args) == 1
+    assert not (tmp_path / "x").exists()
