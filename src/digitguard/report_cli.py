@@ -126,16 +126,18 @@ def robustness_command(
     "--model",
     "model_dir",
     type=click.Path(path_type=Path),
-    default=Path("models/basic"),
-    show_default=True,
-    help="The served model, whose own backdoor check is measured now.",
+    default=None,
+    help="The served model, whose own backdoor check is measured now (default: the served default).",
 )
 @trust_option
 @data_dir_option
 def poisoning_command(
-    out: Path, work: Path, model_dir: Path, trust_dirs: tuple[Path, ...], data_dir: Path | None
+    out: Path, work: Path, model_dir: Path | None, trust_dirs: tuple[Path, ...], data_dir: Path | None
 ) -> None:
     """Write OUT/poisoning.md, poisoning.json, the plot and the evidence files the threat model reads."""
+    from digitguard.web import default_model_dir
+
+    model_dir = model_dir or Path("models") / default_model_dir().name
     from digitguard.cli import default_data_dir
     from digitguard.data import mnist
     from digitguard.models.artifact import load_verified

@@ -117,7 +117,7 @@ def test_the_command_measures_the_served_model_and_writes_the_evidence(
     except SystemExit as exit_:
         assert not exit_.code
     served = json.loads((out / "served-backdoor.json").read_text())
-    assert served["model"] == "models/basic" and served["attack_success_rate"] < 0.05
+    assert served["model"] == "models/robust-drawing" and served["attack_success_rate"] < 0.05
     report = json.loads((out / "poisoning.json").read_text())
     assert report["command"].startswith("digitguard report poisoning --out")
     assert any(c["target"].startswith("served model") and c["met"] for c in report["checks"])
