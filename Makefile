@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SHARED_MNIST := $(abspath ../shared/data/mnist)
 export DIGITGUARD_DATA_DIR ?= $(if $(wildcard $(SHARED_MNIST)/SHA256SUMS),$(SHARED_MNIST),)
 
-.PHONY: train-robust train-gate evaluate-served
+.PHONY: train-robust train-robust-long train-gate evaluate-served
 .PHONY: setup data demo evaluate test lint sast browser pytest supply-chain-audit relock threats-check fuzz-api load bench bench-serve screenshot train-basic poison-experiment clean
 
 # Every distribution comes from requirements.lock, checked against its SHA-256 (pip refuses any
@@ -111,6 +111,14 @@ train-robust: data
 	  --adversarial trades --adversarial-steps 10 --trades-beta 6 --eps 0.3 --eps-ramp-epochs 2 \
 	  --augment-style drawing --precision bf16 --robust-eval-size 1000 --robust-eval-steps 20 \
 	  --early-stop-patience 10 $(RESUME)
+# The longer run the clean and drawing targets need (about 2.5 hours on 2 idle cores); it spans
+# sessions: its checkpoint, models/robust-drawing-40.checkpoint.safetensors, is committed while it runs,
+# and `make train-robust-long RESUME=--resume` continues it on any machine.
+train-robust-long: data
+	$(BIN)/digitguard train --out models/robust-drawing-40 --key $(KEY) --architecture small-cnn --epochs 40 \
+	  --seed 0 --adversarial trades --adversarial-steps 10 --trades-beta 6 --eps 0.3 --eps-ramp-epochs 4 \
+	  --augment-style drawing --precision bf16 --robust-eval-size 1000 --robust-eval-steps 20 \
+	  --early-stop-patience 40 $(RESUME)
 train-gate: data
 	$(BIN)/digitguard train --out $(GATE_OUT) --key $(KEY) --architecture small-cnn-gate --epochs 10 --seed 0 \
 	  --augment-style drawing --junk-fraction 0.3 --precision bf16 $(RESUME)
